@@ -1,0 +1,180 @@
+//! What `authorize` decides. A refusal that money would fix is a
+//! [`Decision::PaymentRequired`], never an error; everything else that stops
+//! a request is a [`Decision::Deny`] with its problem.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+use crate::money::Money;
+use crate::problem::Problem;
+
+/// The payment rails faregate knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RailKind {
+    /// Prepaid account credit.
+    Credits,
+    /// Subscription plans with included quota.
+    Plans,
+    /// x402 v2, EIP-3009 transfers on EVM chains.
+    X402,
+    /// L402: macaroon plus Lightning invoice.
+    L402,
+    /// MPP: the `Payment` HTTP authentication scheme.
+    Mpp,
+}
+
+impl RailKind {
+    /// Every rail, in the order a 402 lists them.
+    pub const ALL: [RailKind; 5] = [
+        Self::Credits,
+        Self::Plans,
+        Self::X402,
+        Self::L402,
+        Self::Mpp,
+    ];
+
+    /// The name used in config and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RailKind::Credits => "credits",
+            RailKind::Plans => "plans",
+            RailKind::X402 => "x402",
+            RailKind::L402 => "l402",
+            RailKind::Mpp => "mpp",
+        }
+    }
+}
+
+impl fmt::Display for RailKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RailKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RailKind::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown rail {s:?} (known: credits, plans, x402, l402, mpp)"))
+    }
+}
+
+/// Money or quota set aside for a request before the upstream is called.
+/// The rail that made it turns it into the final charge when the outcome is
+/// known, or releases it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// The rail that holds something, or `None` when nothing is held.
+    pub rail: Option<RailKind>,
+    /// The amount set aside.
+    pub amount: Option<Money>,
+    /// The rail's own handle for the reservation.
+    pub reference: u64,
+}
+
+impl Hold {
+    /// Nothing held: a free route, or a caller who pays nothing here.
+    pub const NONE: Hold = Hold {
+        rail: None,
+        amount: None,
+        reference: 0,
+    };
+}
+
+/// One rail's part of a 402: the headers it adds and its `accepts` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    /// Which rail offers this.
+    pub rail: RailKind,
+    /// Response headers, such as `PAYMENT-REQUIRED` or `WWW-Authenticate`.
+    /// Several entries with the same name are all sent, in order.
+    pub headers: Vec<(&'static str, String)>,
+    /// The machine-readable offer listed under `accepts` in the body.
+    pub accepts: Option<Value>,
+}
+
+/// A 402: the problem saying why, and every rail's offer at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Challenge {
+    /// Why payment is required, with price, balance and actions.
+    pub problem: Problem,
+    /// What each enabled per-request rail offers.
+    pub offers: Vec<Offer>,
+}
+
+impl Challenge {
+    /// A challenge for `problem` with no per-request offers yet.
+    pub fn new(problem: Problem) -> Self {
+        Self {
+            problem,
+            offers: Vec::new(),
+        }
+    }
+
+    /// Adds one rail's offer, listing it under `accepts` too.
+    pub fn offer(&mut self, offer: Offer) {
+        if let Some(accepts) = &offer.accepts {
+            self.problem.accepts.push(accepts.clone());
+        }
+        self.offers.push(offer);
+    }
+
+    /// Every header the offers add, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.offers
+            .iter()
+            .flat_map(|o| o.headers.iter().map(|(n, v)| (*n, v.as_str())))
+    }
+}
+
+/// The outcome of `authorize`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Forward the request; the hold is settled afterwards.
+    Allow(Hold),
+    /// Paying would fix it: answer 402 with the challenge.
+    PaymentRequired(Challenge),
+    /// Refused for a reason money does not fix (or a malformed request).
+    Deny(Problem),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::ProblemCode;
+
+    #[test]
+    fn a_challenge_carries_every_rails_headers_and_accepts() {
+        let mut c = Challenge::new(Problem::from_code(ProblemCode::PaymentRequired));
+        c.offer(Offer {
+            rail: RailKind::X402,
+            headers: vec![("payment-required", "eyJ4".into())],
+            accepts: Some(serde_json::json!({"scheme": "exact"})),
+        });
+        c.offer(Offer {
+            rail: RailKind::L402,
+            headers: vec![
+                ("www-authenticate", "LSAT a".into()),
+                ("www-authenticate", "L402 a".into()),
+            ],
+            accepts: None,
+        });
+        let headers: Vec<_> = c.headers().collect();
+        assert_eq!(headers.len(), 3);
+        assert_eq!(headers[1], ("www-authenticate", "LSAT a"));
+        assert_eq!(c.problem.accepts.len(), 1);
+    }
+
+    #[test]
+    fn rail_names_round_trip() {
+        for r in RailKind::ALL {
+            assert_eq!(r.as_str().parse::<RailKind>().unwrap(), r);
+        }
+        assert!("paypal".parse::<RailKind>().is_err());
+    }
+}

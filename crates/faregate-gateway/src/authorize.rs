@@ -1,0 +1,117 @@
+//! Stage 4, `authorize`: decide, never fail. Rate limits first (429, never
+//! 402), then the route's access rule: anyone, API key holders, or its
+//! payment rails in order. The order of evaluation is DESIGN §3's: a payment
+//! credential is verified by its rail; an account credential goes to the
+//! account rails; a caller with nothing gets every rail's offer in one 402,
+//! or a 401 when no rail can be paid anonymously.
+
+use faregate_core::{Challenge, Decision, Hold, Price, Problem, ProblemCode};
+use faregate_rails::{Credential, RailRequest};
+use http::Request;
+
+use crate::config::{Access, RateKey, Route};
+use crate::identify::Caller;
+use crate::limiter::CallerKey;
+use crate::pipeline::Ctx;
+
+const NANOS: u64 = 1_000_000_000;
+
+pub(crate) async fn authorize<B>(
+    ctx: &mut Ctx,
+    route: &Route,
+    caller: &Caller,
+    price: Price,
+    req: &Request<B>,
+) -> Decision {
+    if let Some(problem) = rate_limit(ctx, route, caller) {
+        return Decision::Deny(problem);
+    }
+    match &route.access {
+        Access::Anyone => Decision::Allow(Hold::NONE),
+        Access::ApiKey => api_key(route, caller),
+        Access::Rails(kinds) => {
+            let rails: Vec<_> = kinds
+                .iter()
+                .filter_map(|k| ctx.gw.rails.iter().find(|r| r.kind() == *k).cloned())
+                .collect();
+            let rail_req = RailRequest {
+                request_id: &ctx.request_id,
+                route: &route.name,
+                method: req.method(),
+                url: req.uri(),
+                headers: req.headers(),
+                credential: &caller.credential,
+                account: caller.key.as_ref().map(|k| &*k.id),
+                price,
+                now: ctx.gw.clock.now(),
+            };
+            if let Some(rail) = rails.iter().find(|r| r.accepts(&caller.credential)) {
+                return rail.authorize(&rail_req).await;
+            }
+            let mut challenge = Challenge::new(Problem::new(
+                ProblemCode::PaymentRequired,
+                "this resource is paid per request",
+            ));
+            challenge.problem.price = price.amount();
+            for offer in rails.iter().filter_map(|r| r.offer(&rail_req)) {
+                challenge.offer(offer);
+            }
+            if challenge.offers.is_empty() {
+                return Decision::Deny(missing_or_invalid(caller));
+            }
+            Decision::PaymentRequired(challenge)
+        }
+    }
+}
+
+fn api_key(route: &Route, caller: &Caller) -> Decision {
+    match &caller.key {
+        Some(key) if key.may_use(&route.name) => Decision::Allow(Hold::NONE),
+        Some(key) => Decision::Deny(Problem::new(
+            ProblemCode::KeyNotAllowed,
+            format!("key {} is not scoped to route {}", key.id, route.name),
+        )),
+        None => Decision::Deny(missing_or_invalid(caller)),
+    }
+}
+
+fn missing_or_invalid(caller: &Caller) -> Problem {
+    match caller.credential {
+        Credential::ApiKey(_) => {
+            Problem::new(ProblemCode::InvalidApiKey, "the API key is not valid")
+        }
+        _ => Problem::new(
+            ProblemCode::MissingCredentials,
+            "send an API key: Authorization: Bearer <key>",
+        ),
+    }
+}
+
+/// Checks the route's rate limit; records `RateLimit-*` values either way.
+fn rate_limit(ctx: &mut Ctx, route: &Route, caller: &Caller) -> Option<Problem> {
+    let limit = route.rate_limit.as_ref()?;
+    let who = match (limit.per, &caller.key) {
+        (RateKey::Key, Some(key)) => CallerKey::Key(key.id.clone()),
+        _ => CallerKey::Ip(ctx.conn.peer),
+    };
+    let outcome = ctx
+        .gw
+        .limiter
+        .check(&limit.gcra, &route.name, who, ctx.gw.clock.now());
+    let reset = outcome.reset_after.div_ceil(NANOS);
+    ctx.rate = Some((limit.gcra.limit(), outcome.remaining, reset));
+    if outcome.allowed {
+        return None;
+    }
+    let retry = outcome.retry_after.div_ceil(NANOS).max(1);
+    Some(
+        Problem::new(
+            ProblemCode::RateLimited,
+            format!(
+                "rate limit of route {} reached; retry in {retry} s",
+                route.name
+            ),
+        )
+        .with_retry_after(retry),
+    )
+}

@@ -1,0 +1,278 @@
+//! Bodies in both directions, streamed and never buffered whole.
+//!
+//! [`RequestBody`] passes the caller's body upstream while counting it,
+//! enforcing the route's size limit and the idle timeout. [`ResponseBody`]
+//! passes the upstream's body (or the gateway's own) to the caller while
+//! counting it and enforcing the idle timeout; when it ends, or the caller
+//! goes away, its [`Finish`] runs the `settle` and `observe` stages.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+/// Errors from either body.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a streamed body stopped early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// The caller sent more than the route accepts.
+    #[error("request body exceeds {0} bytes")]
+    TooLarge(u64),
+    /// The other side paused longer than the idle timeout.
+    #[error("body idle for more than {0:?}")]
+    Idle(Duration),
+}
+
+/// Byte counts shared between a request's bodies and its finish.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Request body bytes received.
+    pub bytes_in: AtomicU64,
+}
+
+/// A re-armable idle timer, allocated only once a body actually waits.
+#[derive(Debug)]
+struct Idle {
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Idle {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            sleep: None,
+        }
+    }
+
+    /// Called when the inner body is pending: fires after `timeout`.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let timeout = self.timeout;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        sleep.as_mut().poll(cx)
+    }
+
+    /// Called when data arrived: the next wait starts from now.
+    fn reset(&mut self) {
+        if let Some(sleep) = &mut self.sleep {
+            sleep.as_mut().reset(Instant::now() + self.timeout);
+        }
+    }
+}
+
+/// The caller's body on its way upstream.
+#[derive(Debug)]
+pub(crate) struct RequestBody {
+    inner: Option<Incoming>,
+    limit: u64,
+    seen: u64,
+    idle: Idle,
+    tally: Arc<Tally>,
+}
+
+impl RequestBody {
+    /// Wraps `inner` with a size `limit` and an idle timeout.
+    pub(crate) fn new(inner: Incoming, limit: u64, idle: Duration, tally: Arc<Tally>) -> Self {
+        Self {
+            inner: Some(inner),
+            limit,
+            seen: 0,
+            idle: Idle::new(idle),
+            tally,
+        }
+    }
+
+    /// An empty body, for retrying a request that had none.
+    pub(crate) fn empty(tally: Arc<Tally>) -> Self {
+        Self {
+            inner: None,
+            limit: 0,
+            seen: 0,
+            idle: Idle::new(Duration::from_secs(1)),
+            tally,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Pending => {
+                ready!(this.idle.poll_expired(cx));
+                Poll::Ready(Some(Err(BodyError::Idle(this.idle.timeout).into())))
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle.reset();
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    this.seen += n;
+                    this.tally.bytes_in.fetch_add(n, Relaxed);
+                    if this.seen > this.limit {
+                        return Poll::Ready(Some(Err(BodyError::TooLarge(this.limit).into())));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+/// Runs when a response body is done: settles and logs the request.
+pub(crate) trait Finish: Send + 'static {
+    /// `bytes_out` bytes were sent; `complete` says whether the body reached
+    /// its end (false when the caller left or the upstream broke off);
+    /// `error` says what broke it.
+    fn finish(self: Box<Self>, bytes_out: u64, complete: bool, error: Option<String>);
+}
+
+enum Source {
+    Full(Option<Bytes>),
+    Upstream { body: Incoming, idle: Idle },
+}
+
+/// The body sent to the caller.
+pub(crate) struct ResponseBody {
+    source: Source,
+    sent: u64,
+    finish: Option<Box<dyn Finish>>,
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResponseBody {
+    /// A body the gateway made itself.
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        let source = Source::Full(if bytes.is_empty() { None } else { Some(bytes) });
+        Self {
+            source,
+            sent: 0,
+            finish: None,
+        }
+    }
+
+    /// The upstream's body, with an idle timeout between frames.
+    pub(crate) fn upstream(body: Incoming, idle: Duration) -> Self {
+        Self {
+            source: Source::Upstream {
+                body,
+                idle: Idle::new(idle),
+            },
+            sent: 0,
+            finish: None,
+        }
+    }
+
+    /// Runs `finish` when the body is done or dropped.
+    pub(crate) fn on_finish(&mut self, finish: Box<dyn Finish>) {
+        self.finish = Some(finish);
+    }
+
+    fn done(&mut self, complete: bool, error: Option<String>) {
+        if let Some(f) = self.finish.take() {
+            f.finish(self.sent, complete, error);
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = match &mut this.source {
+            Source::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Source::Upstream { body, idle } => match Pin::new(body).poll_frame(cx) {
+                Poll::Pending => {
+                    ready!(idle.poll_expired(cx));
+                    Poll::Ready(Some(Err(BodyError::Idle(idle.timeout).into())))
+                }
+                Poll::Ready(other) => {
+                    idle.reset();
+                    Poll::Ready(other.map(|r| r.map_err(BoxError::from)))
+                }
+            },
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+                if this.is_end_stream() {
+                    this.done(true, None);
+                }
+            }
+            Poll::Ready(Some(Err(e))) => this.done(false, Some(e.to_string())),
+            Poll::Ready(None) => this.done(true, None),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.source {
+            Source::Full(bytes) => bytes.is_none(),
+            Source::Upstream { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.source {
+            Source::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Source::Upstream { body, .. } => body.size_hint(),
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // The caller went away, or hyper never polled (HEAD, 204, 304).
+        let complete = self.is_end_stream();
+        let error = (!complete).then(|| "client closed before the body ended".to_owned());
+        self.done(complete, error);
+    }
+}

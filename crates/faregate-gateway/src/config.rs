@@ -1,0 +1,309 @@
+//! The gateway's configuration: parsed from TOML, validated all at once,
+//! and compiled into an immutable [`Config`] that the data plane reads
+//! through one `ArcSwap` load per request.
+
+mod compile;
+mod raw;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faregate_core::{Gcra, Price, RailKind};
+use http::{HeaderName, HeaderValue, Method};
+
+pub use compile::{load, load_file};
+pub use routes::{RouteMatch, RouteTable};
+
+/// Default listener when the file names none.
+pub const DEFAULT_LISTENER: &str = "127.0.0.1:8402";
+/// Default admin listener: loopback only.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:8403";
+/// Default largest request body: 10 MiB (raise it per route for uploads).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Default largest request head.
+pub const DEFAULT_MAX_HEADER_BYTES: u64 = 32 * 1024;
+/// Default longest request target.
+pub const DEFAULT_MAX_URI_BYTES: u64 = 8 * 1024;
+/// Default time to receive a request head.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default longest pause in a request body.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time to connect upstream.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time to the upstream's response head.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default longest pause in an upstream response body.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default drain time on shutdown.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time idle pooled upstream connections are kept.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Every problem found in a config file, each with its field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `(path, message)` pairs, in file order.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{n} problem{} in the config:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for (path, message) in &self.problems {
+            writeln!(f, "  {path}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated, compiled configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where callers connect.
+    pub listeners: Vec<Listener>,
+    /// The admin listener.
+    pub admin: Admin,
+    /// Gateway-wide limits (routes may override).
+    pub limits: Limits,
+    /// Base of problem `type` URIs, when fixed by config.
+    pub public_url: Option<String>,
+    /// Trust settings for HTTPS upstreams.
+    pub upstream_tls: UpstreamTls,
+    /// API keys from the file.
+    pub keys: KeyTable,
+    /// The routes and their matcher.
+    pub routes: RouteTable,
+}
+
+/// One listener.
+#[derive(Clone)]
+pub struct Listener {
+    /// Address to bind.
+    pub address: SocketAddr,
+    /// TLS to terminate, with HTTP/2 offered by ALPN.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("address", &self.address)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// The admin listener.
+#[derive(Clone)]
+pub struct Admin {
+    /// Address to bind.
+    pub address: SocketAddr,
+    /// Bearer token of the admin API.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin")
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Sizes and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body.
+    pub max_body_bytes: u64,
+    /// Largest request head.
+    pub max_header_bytes: u64,
+    /// Longest request target.
+    pub max_uri_bytes: u64,
+    /// Time to receive a request head.
+    pub header_read_timeout: Duration,
+    /// Longest pause in a request body.
+    pub body_idle_timeout: Duration,
+    /// Time to connect upstream.
+    pub connect_timeout: Duration,
+    /// Time to the upstream's response head.
+    pub first_byte_timeout: Duration,
+    /// Longest pause in the upstream's response body.
+    pub idle_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    pub drain_timeout: Duration,
+    /// How long idle upstream connections stay pooled.
+    pub pool_idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Which roots HTTPS upstreams are checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamTls {
+    /// Extra roots from a PEM file.
+    pub ca_file: Option<PathBuf>,
+    /// Whether the system's roots are trusted too.
+    pub system_roots: bool,
+}
+
+/// Who may pass a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone; the route is free.
+    Anyone,
+    /// Holders of an API key.
+    ApiKey,
+    /// Callers who pay through one of these rails, in order.
+    Rails(Vec<RailKind>),
+}
+
+/// How a route spreads requests over its upstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Each in turn, skipping those marked down.
+    RoundRobin,
+    /// The first that is up.
+    Failover,
+}
+
+/// What a rate limit counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateKey {
+    /// The API key when there is one, else the client IP.
+    Key,
+    /// The client IP.
+    Ip,
+}
+
+/// A route's rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// What it counts by.
+    pub per: RateKey,
+    /// The arithmetic.
+    pub gcra: Gcra,
+}
+
+/// One upstream base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `http` or `https`.
+    pub scheme: http::uri::Scheme,
+    /// `host:port`.
+    pub authority: http::uri::Authority,
+    /// Path prefix prepended to forwarded paths (no trailing slash).
+    pub base_path: String,
+}
+
+/// A compiled route.
+#[derive(Debug)]
+pub struct Route {
+    /// Position in the table, used by metrics and limiters.
+    pub index: usize,
+    /// The route's name.
+    pub name: Arc<str>,
+    /// Methods matched; any when `None`.
+    pub methods: Option<Vec<Method>>,
+    /// Where requests go.
+    pub upstreams: Vec<Upstream>,
+    /// How they are spread.
+    pub balance: Balance,
+    /// Prefix cut from the path before forwarding.
+    pub strip_prefix: Option<String>,
+    /// Keep the caller's Host upstream.
+    pub preserve_host: bool,
+    /// What a call costs.
+    pub price: Price,
+    /// Who may pass.
+    pub access: Access,
+    /// Optional rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Limits for this route.
+    pub limits: Limits,
+    /// Headers added upstream.
+    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Route {
+    /// Whether the route takes `method`.
+    pub fn allows(&self, method: &Method) -> bool {
+        self.methods.as_ref().is_none_or(|m| m.contains(method))
+    }
+}
+
+/// API keys from the file, found by the SHA-256 of the key.
+#[derive(Debug, Default)]
+pub struct KeyTable {
+    by_hash: std::collections::HashMap<[u8; 32], ApiKey>,
+}
+
+/// One configured API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Its name.
+    pub id: Arc<str>,
+    /// The routes it may use; all when `None`.
+    pub routes: Option<Vec<Arc<str>>>,
+}
+
+impl ApiKey {
+    /// Whether the key is scoped to `route`.
+    pub fn may_use(&self, route: &str) -> bool {
+        self.routes
+            .as_ref()
+            .is_none_or(|r| r.iter().any(|n| &**n == route))
+    }
+}
+
+impl KeyTable {
+    /// Looks up a presented key. Lookup is by the key's SHA-256, so the
+    /// time it takes says nothing about how close a guess was.
+    pub fn find(&self, presented: &str) -> Option<&ApiKey> {
+        self.by_hash.get(&sha256(presented.as_bytes()))
+    }
+
+    /// How many keys there are.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}

@@ -1,0 +1,575 @@
+//! From raw TOML to a compiled [`Config`], collecting every problem with
+//! its field path before giving up.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use faregate_core::{Gcra, Price, RailKind};
+use http::{HeaderName, HeaderValue, Method, Uri};
+
+use super::raw::{RawAccess, RawApiKey, RawConfig, RawLimits, RawRoute};
+use super::routes::HostMatch;
+use super::{
+    Access, Admin, ApiKey, Balance, Config, ConfigError, KeyTable, Limits, Listener, RateKey,
+    RateLimit, Route, RouteTable, Upstream, UpstreamTls,
+};
+use crate::tls;
+
+/// Reads and compiles the config file at `path`. `env` resolves `$VAR`
+/// secrets; `rails` are the payment rails this build provides.
+pub fn load_file(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    rails: &[RailKind],
+) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        problems: vec![(path.display().to_string(), format!("cannot read: {e}"))],
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    load(&text, base, env, rails)
+}
+
+/// Compiles config `text`; relative file paths are taken from `base`.
+pub fn load(
+    text: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    rails: &[RailKind],
+) -> Result<Config, ConfigError> {
+    let mut c = Compiler {
+        problems: Vec::new(),
+        base,
+        env,
+        rails,
+    };
+    let raw = c.parse(text)?;
+    let config = c.config(raw);
+    if c.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError {
+            problems: c.problems,
+        })
+    }
+}
+
+struct Compiler<'a> {
+    problems: Vec<(String, String)>,
+    base: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    rails: &'a [RailKind],
+}
+
+impl Compiler<'_> {
+    fn problem(&mut self, path: impl Into<String>, message: impl ToString) {
+        self.problems.push((path.into(), message.to_string()));
+    }
+
+    fn parse(&mut self, text: &str) -> Result<RawConfig, ConfigError> {
+        let fail = |path: String, message: String| ConfigError {
+            problems: vec![(path, message)],
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| fail("(file)".into(), e.message().to_owned()))?;
+        let mut unknown = Vec::new();
+        let raw = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+            .map_err(|e: toml::de::Error| fail(error_path(text, &e), e.message().to_owned()))?;
+        for path in unknown {
+            self.problem(path, "unknown key");
+        }
+        Ok(raw)
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let limits = self.limits("limits", &raw.limits, &Limits::default());
+        let listeners = self.listeners(&raw);
+        let admin_addr = raw.admin.address.as_deref().unwrap_or(super::DEFAULT_ADMIN);
+        let admin = Admin {
+            address: self.address("admin.address", admin_addr),
+            token: raw
+                .admin
+                .token
+                .as_deref()
+                .and_then(|t| self.secret("admin.token", t)),
+        };
+        let upstream_tls = UpstreamTls {
+            ca_file: raw
+                .server
+                .upstream_ca_file
+                .as_deref()
+                .map(|f| self.file("server.upstream_ca_file", f)),
+            system_roots: raw.server.upstream_system_roots.unwrap_or(true),
+        };
+        let public_url = raw.server.public_url.as_deref().map(|u| self.public_url(u));
+        let names: Vec<&str> = raw.routes.iter().map(|r| r.name.as_str()).collect();
+        let keys = self.keys(&raw.api_keys, &names);
+        let routes = self.routes(&raw.routes, &limits);
+        Config {
+            listeners,
+            admin,
+            limits,
+            public_url,
+            upstream_tls,
+            keys,
+            routes,
+        }
+    }
+
+    fn listeners(&mut self, raw: &RawConfig) -> Vec<Listener> {
+        if raw.listeners.is_empty() {
+            let address = self.address("listeners", super::DEFAULT_LISTENER);
+            return vec![Listener { address, tls: None }];
+        }
+        let mut out = Vec::new();
+        for (i, l) in raw.listeners.iter().enumerate() {
+            let path = format!("listeners[{i}]");
+            let address = self.address(&format!("{path}.address"), &l.address);
+            let tls = l.tls.as_ref().and_then(|t| {
+                let cert = self.file(&format!("{path}.tls.cert"), &t.cert);
+                let key = self.file(&format!("{path}.tls.key"), &t.key);
+                tls::server_config(&cert, &key)
+                    .map_err(|e| self.problem(format!("{path}.tls"), e))
+                    .ok()
+            });
+            if out.iter().any(|o: &Listener| o.address == address) {
+                self.problem(
+                    format!("{path}.address"),
+                    format!("{address} is listed twice"),
+                );
+            }
+            out.push(Listener { address, tls });
+        }
+        out
+    }
+
+    fn keys(&mut self, raw: &[RawApiKey], routes: &[&str]) -> KeyTable {
+        let mut table = KeyTable::default();
+        for (i, k) in raw.iter().enumerate() {
+            let path = format!("api_keys[{i}]");
+            let hash = match (&k.key, &k.key_sha256) {
+                (Some(key), None) => self.secret(&format!("{path}.key"), key).and_then(|key| {
+                    if key.len() < 16 {
+                        self.problem(format!("{path}.key"), "keys must be at least 16 characters");
+                        return None;
+                    }
+                    Some(super::sha256(key.as_bytes()))
+                }),
+                (None, Some(hex_hash)) => match hex::decode(hex_hash)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                {
+                    Some(h) => Some(h),
+                    None => {
+                        self.problem(format!("{path}.key_sha256"), "expected 64 hex digits");
+                        None
+                    }
+                },
+                _ => {
+                    self.problem(&path, "set exactly one of `key` and `key_sha256`");
+                    None
+                }
+            };
+            for (j, r) in k.routes.iter().flatten().enumerate() {
+                if !routes.contains(&r.as_str()) {
+                    self.problem(
+                        format!("{path}.routes[{j}]"),
+                        format!("no route is named {r:?}"),
+                    );
+                }
+            }
+            let key = ApiKey {
+                id: k.id.as_str().into(),
+                routes: k
+                    .routes
+                    .as_ref()
+                    .map(|r| r.iter().map(|n| n.as_str().into()).collect()),
+            };
+            if let Some(hash) = hash {
+                if table.by_hash.insert(hash, key).is_some() {
+                    self.problem(&path, "the same key is listed twice");
+                }
+            }
+        }
+        table
+    }
+
+    fn routes(&mut self, raw: &[RawRoute], defaults: &Limits) -> RouteTable {
+        let mut table = RouteTable::default();
+        if raw.is_empty() {
+            self.problem("routes", "no routes: add at least one [[routes]] table");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in raw.iter().enumerate() {
+            let path = format!("routes[{i}]");
+            if r.name.is_empty() || !seen.insert(r.name.as_str()) {
+                self.problem(
+                    format!("{path}.name"),
+                    format!("route names must be unique and non-empty: {:?}", r.name),
+                );
+            }
+            let host = self.host_match(&format!("{path}.host"), r.host.as_deref());
+            self.path_pattern(&format!("{path}.path"), &r.path);
+            let route = self.route(&path, i, r, defaults);
+            table.push(route, host, &r.path);
+        }
+        table.finish();
+        table
+    }
+
+    fn route(&mut self, path: &str, index: usize, r: &RawRoute, defaults: &Limits) -> Route {
+        let methods = r.methods.as_ref().map(|ms| {
+            ms.iter()
+                .enumerate()
+                .filter_map(|(j, m)| {
+                    let upper = m.to_ascii_uppercase();
+                    Method::from_bytes(upper.as_bytes())
+                        .map_err(|_| {
+                            self.problem(
+                                format!("{path}.methods[{j}]"),
+                                format!("not an HTTP method: {m:?}"),
+                            )
+                        })
+                        .ok()
+                })
+                .collect()
+        });
+        if r.upstreams.is_empty() {
+            self.problem(
+                format!("{path}.upstreams"),
+                "at least one upstream URL is needed",
+            );
+        }
+        let upstreams = r
+            .upstreams
+            .iter()
+            .enumerate()
+            .filter_map(|(j, u)| self.upstream(&format!("{path}.upstreams[{j}]"), u))
+            .collect();
+        let balance = match r.balance.as_deref() {
+            None | Some("round_robin") => Balance::RoundRobin,
+            Some("failover") => Balance::Failover,
+            Some(other) => {
+                self.problem(
+                    format!("{path}.balance"),
+                    format!("expected \"round_robin\" or \"failover\", got {other:?}"),
+                );
+                Balance::RoundRobin
+            }
+        };
+        if let Some(prefix) = &r.strip_prefix {
+            if !prefix.starts_with('/') || prefix.ends_with('/') {
+                self.problem(
+                    format!("{path}.strip_prefix"),
+                    "must start with '/' and not end with '/'",
+                );
+            }
+        }
+        let price = match &r.price {
+            None => Price::Free,
+            Some(p) => p.parse().unwrap_or_else(|e| {
+                self.problem(format!("{path}.price"), e);
+                Price::Free
+            }),
+        };
+        let access = self.access(path, r.access.as_ref(), price);
+        let limits = match &r.limits {
+            Some(l) => self.limits(&format!("{path}.limits"), l, defaults),
+            None => defaults.clone(),
+        };
+        let rate_limit = r.rate_limit.as_ref().and_then(|rl| {
+            let p = format!("{path}.rate_limit");
+            let per = match rl.per.as_deref() {
+                None | Some("key") => RateKey::Key,
+                Some("ip") => RateKey::Ip,
+                Some(other) => {
+                    self.problem(
+                        format!("{p}.per"),
+                        format!("expected \"key\" or \"ip\", got {other:?}"),
+                    );
+                    RateKey::Key
+                }
+            };
+            let period = self.duration(&format!("{p}.period"), &rl.period)?;
+            let Some(requests) = NonZeroU32::new(rl.requests) else {
+                self.problem(format!("{p}.requests"), "must be at least 1");
+                return None;
+            };
+            let Some(burst) = NonZeroU32::new(rl.burst.unwrap_or(rl.requests)) else {
+                self.problem(format!("{p}.burst"), "must be at least 1");
+                return None;
+            };
+            let gcra = Gcra::try_new(requests, period, burst)
+                .map_err(|e| self.problem(format!("{p}.period"), e))
+                .ok()?;
+            Some(RateLimit { per, gcra })
+        });
+        let upstream_headers = r
+            .upstream_headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let p = format!("{path}.upstream_headers.{name}");
+                let value = self.secret(&p, value)?;
+                match (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    (Ok(n), Ok(v)) => Some((n, v)),
+                    _ => {
+                        self.problem(p, "not a valid header name and value");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Route {
+            index,
+            name: r.name.as_str().into(),
+            methods,
+            upstreams,
+            balance,
+            strip_prefix: r.strip_prefix.clone(),
+            preserve_host: r.preserve_host.unwrap_or(false),
+            price,
+            access,
+            rate_limit,
+            limits,
+            upstream_headers,
+        }
+    }
+
+    fn access(&mut self, path: &str, raw: Option<&RawAccess>, price: Price) -> Access {
+        let p = format!("{path}.access");
+        let access = match raw {
+            None => {
+                if price.amount().is_some() {
+                    Access::ApiKey
+                } else {
+                    Access::Anyone
+                }
+            }
+            Some(RawAccess::Word(w)) if w == "anyone" => Access::Anyone,
+            Some(RawAccess::Word(w)) if w == "api_key" => Access::ApiKey,
+            Some(RawAccess::Word(w)) => {
+                self.problem(
+                    &p,
+                    format!("expected \"anyone\", \"api_key\" or a list of rails, got {w:?}"),
+                );
+                Access::Anyone
+            }
+            Some(RawAccess::Rails(list)) => {
+                let mut rails = Vec::new();
+                for (j, name) in list.iter().enumerate() {
+                    match name.parse::<RailKind>() {
+                        Ok(rail) if self.rails.contains(&rail) => rails.push(rail),
+                        Ok(rail) => self.problem(
+                            format!("{p}[{j}]"),
+                            format!("the {rail} rail is not available in this build"),
+                        ),
+                        Err(e) => self.problem(format!("{p}[{j}]"), e),
+                    }
+                }
+                if list.is_empty() {
+                    self.problem(
+                        &p,
+                        "an empty rail list lets nobody in; use \"anyone\" for a free route",
+                    );
+                }
+                Access::Rails(rails)
+            }
+        };
+        if access == Access::Anyone && price.amount().is_some() {
+            self.problem(&p, "a priced route cannot be open to anyone: use \"api_key\" or a rail list, or make it free");
+        }
+        access
+    }
+
+    fn limits(&mut self, path: &str, raw: &RawLimits, base: &Limits) -> Limits {
+        let mut dur = |name: &str, v: &Option<String>, d: Duration| {
+            v.as_deref()
+                .and_then(|v| self.duration(&format!("{path}.{name}"), v))
+                .unwrap_or(d)
+        };
+        let limits = Limits {
+            header_read_timeout: dur(
+                "header_read_timeout",
+                &raw.header_read_timeout,
+                base.header_read_timeout,
+            ),
+            body_idle_timeout: dur(
+                "body_idle_timeout",
+                &raw.body_idle_timeout,
+                base.body_idle_timeout,
+            ),
+            connect_timeout: dur(
+                "connect_timeout",
+                &raw.connect_timeout,
+                base.connect_timeout,
+            ),
+            first_byte_timeout: dur(
+                "first_byte_timeout",
+                &raw.first_byte_timeout,
+                base.first_byte_timeout,
+            ),
+            idle_timeout: dur("idle_timeout", &raw.idle_timeout, base.idle_timeout),
+            drain_timeout: dur("drain_timeout", &raw.drain_timeout, base.drain_timeout),
+            pool_idle_timeout: dur(
+                "pool_idle_timeout",
+                &raw.pool_idle_timeout,
+                base.pool_idle_timeout,
+            ),
+            max_body_bytes: raw.max_body_bytes.unwrap_or(base.max_body_bytes),
+            max_header_bytes: raw.max_header_bytes.unwrap_or(base.max_header_bytes),
+            max_uri_bytes: raw.max_uri_bytes.unwrap_or(base.max_uri_bytes),
+        };
+        for (name, v, min) in [
+            ("max_header_bytes", limits.max_header_bytes, 1024),
+            ("max_uri_bytes", limits.max_uri_bytes, 256),
+        ] {
+            if v < min {
+                self.problem(format!("{path}.{name}"), format!("must be at least {min}"));
+            }
+        }
+        limits
+    }
+
+    fn duration(&mut self, path: &str, text: &str) -> Option<Duration> {
+        parse_duration(text).map_err(|e| self.problem(path, e)).ok()
+    }
+
+    fn address(&mut self, path: &str, text: &str) -> SocketAddr {
+        text.parse().unwrap_or_else(|_| {
+            self.problem(
+                path,
+                format!("expected ip:port such as \"127.0.0.1:8402\", got {text:?}"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+
+    fn file(&self, _path: &str, name: &str) -> PathBuf {
+        self.base.join(name)
+    }
+
+    fn secret(&mut self, path: &str, value: &str) -> Option<String> {
+        match value.strip_prefix('$') {
+            Some(var)
+                if !var.is_empty()
+                    && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                let found = (self.env)(var);
+                if found.is_none() {
+                    self.problem(path, format!("environment variable {var} is not set"));
+                }
+                found
+            }
+            _ => Some(value.to_owned()),
+        }
+    }
+
+    fn public_url(&mut self, text: &str) -> String {
+        match text.parse::<Uri>() {
+            Ok(u) if u.scheme().is_some() && u.authority().is_some() => {
+                text.trim_end_matches('/').to_owned()
+            }
+            _ => {
+                self.problem(
+                    "server.public_url",
+                    format!("expected an absolute URL, got {text:?}"),
+                );
+                String::new()
+            }
+        }
+    }
+
+    fn upstream(&mut self, path: &str, text: &str) -> Option<Upstream> {
+        let bad = |c: &mut Self, why: &str| {
+            c.problem(path, format!("{why}: {text:?}"));
+            None
+        };
+        let Ok(uri) = text.parse::<Uri>() else {
+            return bad(self, "not a URL");
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return bad(self, "expected an absolute http:// or https:// URL");
+        };
+        if scheme != &http::uri::Scheme::HTTP && scheme != &http::uri::Scheme::HTTPS {
+            return bad(self, "only http and https upstreams are supported");
+        }
+        if uri.query().is_some() {
+            return bad(self, "an upstream URL cannot carry a query");
+        }
+        Some(Upstream {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    fn host_match(&mut self, path: &str, host: Option<&str>) -> HostMatch {
+        let Some(host) = host else {
+            return HostMatch::Any;
+        };
+        let valid = |h: &str| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        };
+        if let Some(rest) = host.strip_prefix("*.") {
+            if valid(rest) {
+                return HostMatch::Suffix(format!(".{}", rest.to_ascii_lowercase()));
+            }
+        } else if valid(host) {
+            return HostMatch::Exact(host.to_ascii_lowercase());
+        }
+        self.problem(
+            path,
+            format!("expected a host name or *.domain, got {host:?}"),
+        );
+        HostMatch::Any
+    }
+
+    fn path_pattern(&mut self, path: &str, pattern: &str) {
+        let body = pattern.strip_suffix("/*").unwrap_or(pattern);
+        let ok = pattern.starts_with('/')
+            && !body.contains('*')
+            && crate::path::normalize(body).is_ok_and(|n| n == body || body.is_empty());
+        if !ok {
+            self.problem(path, format!("expected a normalized path such as \"/a/b\" or a prefix \"/a/*\", got {pattern:?}"));
+        }
+    }
+}
+
+/// `"250ms"`, `"10s"`, `"5m"`, `"1h"`; zero is refused.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a duration such as \"10s\" or \"250ms\", got {text:?}"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("unknown unit in {text:?}: use ms, s, m or h")),
+    };
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// The field path of a type error, from its position in the file.
+fn error_path(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            format!("line {line}")
+        }
+        None => "(file)".into(),
+    }
+}

@@ -1,0 +1,166 @@
+//! The config file as written: TOML mapped onto plain structs.
+//!
+//! Leaf values that need parsing (prices, durations, URLs, addresses,
+//! secrets) stay strings here, so that `compile` can check all of them and
+//! report every problem at once. Unknown keys are collected by
+//! `serde_ignored` and reported as errors too.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawConfig {
+    /// Gateway-wide settings.
+    #[serde(default)]
+    pub(crate) server: RawServer,
+    /// Where the gateway listens for callers.
+    #[serde(default)]
+    pub(crate) listeners: Vec<RawListener>,
+    /// The admin listener (metrics, admin API).
+    #[serde(default)]
+    pub(crate) admin: RawAdmin,
+    /// Size limits and timeouts.
+    #[serde(default)]
+    pub(crate) limits: RawLimits,
+    /// API keys allowed on `access = "api_key"` routes.
+    #[serde(default)]
+    pub(crate) api_keys: Vec<RawApiKey>,
+    /// The routes, matched most specific first.
+    #[serde(default)]
+    pub(crate) routes: Vec<RawRoute>,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawServer {
+    /// The URL callers reach the gateway at, used for problem `type` URIs;
+    /// when unset, it is derived from each request's scheme and Host.
+    pub(crate) public_url: Option<String>,
+    /// PEM file of extra root certificates for HTTPS upstreams.
+    pub(crate) upstream_ca_file: Option<String>,
+    /// Whether to trust the system's roots for HTTPS upstreams (default true).
+    pub(crate) upstream_system_roots: Option<bool>,
+}
+
+/// `[[listeners]]`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawListener {
+    /// `ip:port` to bind.
+    pub(crate) address: String,
+    /// Terminate TLS here.
+    pub(crate) tls: Option<RawTls>,
+}
+
+/// `tls = { cert = "…", key = "…" }`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawTls {
+    /// PEM certificate chain.
+    pub(crate) cert: String,
+    /// PEM private key.
+    pub(crate) key: String,
+}
+
+/// `[admin]`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawAdmin {
+    /// `ip:port` of the admin listener (default 127.0.0.1:8403).
+    pub(crate) address: Option<String>,
+    /// Bearer token for the admin API; `$ENV_VAR` reads the environment.
+    pub(crate) token: Option<String>,
+}
+
+/// `[limits]`, also usable per route.
+#[derive(Debug, Default, Deserialize, Clone)]
+pub(crate) struct RawLimits {
+    /// Largest request body in bytes.
+    pub(crate) max_body_bytes: Option<u64>,
+    /// Largest total size of request headers in bytes.
+    pub(crate) max_header_bytes: Option<u64>,
+    /// Longest request target in bytes.
+    pub(crate) max_uri_bytes: Option<u64>,
+    /// Time a client has to send its request head.
+    pub(crate) header_read_timeout: Option<String>,
+    /// Longest pause while a client sends its body.
+    pub(crate) body_idle_timeout: Option<String>,
+    /// Time to connect to an upstream.
+    pub(crate) connect_timeout: Option<String>,
+    /// Time from sending the request to the upstream's response head.
+    pub(crate) first_byte_timeout: Option<String>,
+    /// Longest pause within the upstream's response body.
+    pub(crate) idle_timeout: Option<String>,
+    /// How long shutdown waits for requests in flight.
+    pub(crate) drain_timeout: Option<String>,
+    /// How long idle upstream connections are kept in the pool.
+    pub(crate) pool_idle_timeout: Option<String>,
+}
+
+/// `[[api_keys]]`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawApiKey {
+    /// A name for logs (never the key itself).
+    pub(crate) id: String,
+    /// The key; write `$ENV_VAR` to keep it out of the file.
+    pub(crate) key: Option<String>,
+    /// Or its SHA-256 in hex, so the file holds no secret at all.
+    pub(crate) key_sha256: Option<String>,
+    /// Routes this key may use; all when absent.
+    pub(crate) routes: Option<Vec<String>>,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRoute {
+    /// Unique name, used in logs, metrics and key scopes.
+    pub(crate) name: String,
+    /// Host to match: exact, or `*.example.com`; any when absent.
+    pub(crate) host: Option<String>,
+    /// Path to match: exact (`/a/b`) or a prefix ending in `/*`.
+    pub(crate) path: String,
+    /// Methods to match; any when absent.
+    pub(crate) methods: Option<Vec<String>>,
+    /// Upstream base URLs.
+    #[serde(default)]
+    pub(crate) upstreams: Vec<String>,
+    /// `round_robin` (default) or `failover`.
+    pub(crate) balance: Option<String>,
+    /// Prefix removed from the path before forwarding.
+    pub(crate) strip_prefix: Option<String>,
+    /// Send the caller's Host upstream instead of the upstream's.
+    pub(crate) preserve_host: Option<bool>,
+    /// `"free"` or an amount such as `"0.001 USD"`.
+    pub(crate) price: Option<String>,
+    /// `"anyone"`, `"api_key"`, or a list of rails.
+    pub(crate) access: Option<RawAccess>,
+    /// Per-route rate limit.
+    pub(crate) rate_limit: Option<RawRateLimit>,
+    /// Per-route overrides of `[limits]`.
+    pub(crate) limits: Option<RawLimits>,
+    /// Extra headers sent upstream (values may be `$ENV_VAR`).
+    #[serde(default)]
+    pub(crate) upstream_headers: BTreeMap<String, String>,
+}
+
+/// `access = "anyone" | "api_key" | ["credits", "x402", …]`
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawAccess {
+    /// A word.
+    Word(String),
+    /// A rail list.
+    Rails(Vec<String>),
+}
+
+/// `rate_limit = { per = "key", requests = 100, period = "1m", burst = 10 }`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRateLimit {
+    /// `key` (the API key, else the client IP) or `ip`.
+    pub(crate) per: Option<String>,
+    /// Requests allowed per period.
+    pub(crate) requests: u32,
+    /// The period, such as `"1s"` or `"1m"`.
+    pub(crate) period: String,
+    /// Requests that may arrive at once (default: `requests`).
+    pub(crate) burst: Option<u32>,
+}

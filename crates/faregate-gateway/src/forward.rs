@@ -1,0 +1,268 @@
+//! Stage 5, `forward`: send the request to an upstream and wait for the
+//! response head. Bodies stream both ways; headers are cleaned (hop-by-hop
+//! removed, the gateway's own credential removed, `Forwarded` and
+//! `X-Forwarded-*` set, the request id passed on).
+//!
+//! An upstream that refuses the connection is marked down for a moment and,
+//! when the request has no body to replay, the next one is tried. Refused or
+//! broken answers are 502, time-outs 504, no upstream at all 503.
+
+use std::error::Error as _;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use faregate_core::{Problem, ProblemCode};
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, Uri, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+
+use crate::body::{BodyError, RequestBody};
+use crate::config::{Balance, Route, Upstream};
+use crate::gateway::RouteState;
+use crate::headers::{X_REQUEST_ID, set_forwarded, strip_hop_by_hop};
+use crate::identify::Caller;
+use crate::pipeline::Ctx;
+
+/// How long an upstream that refused a connection is skipped.
+const DOWN_FOR: Duration = Duration::from_secs(5);
+
+pub(crate) async fn forward(
+    ctx: &mut Ctx,
+    route: &Route,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, Problem> {
+    let (mut parts, body) = req.into_parts();
+    let limit = route.limits.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large(limit));
+    }
+    prepare_headers(ctx, route, caller, &mut parts.headers);
+    parts.version = Version::HTTP_11;
+    let query = parts.uri.query().map(str::to_owned);
+    let mut body = Some(RequestBody::new(
+        body,
+        limit,
+        route.limits.body_idle_timeout,
+        ctx.tally.clone(),
+    ));
+    let replayable = body.as_ref().is_some_and(|b| b.is_end_stream());
+
+    let snap = ctx.snap.clone();
+    let state = &snap.routes[route.index];
+    let now = ctx.gw.clock.now();
+    let order = order(route, state, now);
+    let mut last = Problem::new(ProblemCode::UpstreamUnavailable, "no upstream is available");
+    for (attempt, &i) in order.iter().enumerate() {
+        let upstream = &route.upstreams[i];
+        let is_last = attempt + 1 == order.len();
+        let Some(uri) = upstream_uri(upstream, route, &ctx.path, query.as_deref()) else {
+            return Err(Problem::new(
+                ProblemCode::BadRequest,
+                "the request target cannot be forwarded",
+            ));
+        };
+        let req_body = body
+            .take()
+            .unwrap_or_else(|| RequestBody::empty(ctx.tally.clone()));
+        let mut upstream_req = Request::new(req_body);
+        *upstream_req.method_mut() = parts.method.clone();
+        *upstream_req.uri_mut() = uri;
+        *upstream_req.version_mut() = Version::HTTP_11;
+        *upstream_req.headers_mut() = if replayable && !is_last {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+        ctx.tried.push(upstream.authority.to_string());
+        let sent = tokio::time::timeout(
+            route.limits.first_byte_timeout,
+            snap.client.request(upstream_req),
+        )
+        .await;
+        match sent {
+            Ok(Ok(response)) => {
+                ctx.upstream_status = Some(response.status().as_u16());
+                return Ok(response);
+            }
+            Err(_) => {
+                ctx.gw
+                    .metrics
+                    .upstream_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                ctx.error = Some(format!(
+                    "{}: no response head within {:?}",
+                    upstream.authority, route.limits.first_byte_timeout
+                ));
+                return Err(Problem::new(
+                    ProblemCode::UpstreamTimeout,
+                    "the upstream did not answer in time",
+                ));
+            }
+            Ok(Err(e)) => {
+                ctx.gw
+                    .metrics
+                    .upstream_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                ctx.error = Some(format!("{}: {}", upstream.authority, chain(&e)));
+                if let Some(problem) = caller_fault(&e) {
+                    return Err(problem);
+                }
+                if e.is_connect() {
+                    state.down_until[i].store(now + nanos(DOWN_FOR), Ordering::Relaxed);
+                    last = if timed_out(&e) {
+                        Problem::new(
+                            ProblemCode::UpstreamTimeout,
+                            "connecting to the upstream timed out",
+                        )
+                    } else {
+                        Problem::new(
+                            ProblemCode::UpstreamUnreachable,
+                            "the upstream refused the connection",
+                        )
+                    };
+                    if replayable {
+                        continue;
+                    }
+                    return Err(last);
+                }
+                return Err(Problem::new(
+                    ProblemCode::UpstreamUnreachable,
+                    "the upstream broke the connection or sent an invalid response",
+                ));
+            }
+        }
+    }
+    Err(last)
+}
+
+fn prepare_headers(ctx: &Ctx, route: &Route, caller: &Caller, headers: &mut http::HeaderMap) {
+    strip_hop_by_hop(headers);
+    // The gateway reads the body at once; the upstream need not send 100.
+    headers.remove(header::EXPECT);
+    if let Some(name) = caller.key_header {
+        headers.remove(name);
+    }
+    let authority = ctx.authority.as_deref();
+    if route.preserve_host {
+        if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+            headers.insert(header::HOST, v);
+        }
+    } else {
+        headers.remove(header::HOST);
+    }
+    let proto = if ctx.conn.tls { "https" } else { "http" };
+    set_forwarded(headers, ctx.conn.peer, proto, authority);
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert(X_REQUEST_ID.clone(), v);
+    }
+    for (name, value) in &route.upstream_headers {
+        headers.insert(name.clone(), value.clone());
+    }
+}
+
+/// Upstream indexes to try: those up first, in balance order, then those
+/// marked down as a last resort.
+fn order(route: &Route, state: &RouteState, now: u64) -> Vec<usize> {
+    let n = route.upstreams.len();
+    let start = match route.balance {
+        Balance::RoundRobin if n > 1 => state.next.fetch_add(1, Ordering::Relaxed) % n,
+        _ => 0,
+    };
+    let ring = (0..n).map(|k| (start + k) % n);
+    let is_up = |i: &usize| state.down_until[*i].load(Ordering::Relaxed) <= now;
+    let mut order: Vec<usize> = ring.clone().filter(is_up).collect();
+    order.extend(ring.filter(|i| !is_up(i)));
+    order
+}
+
+fn upstream_uri(
+    upstream: &Upstream,
+    route: &Route,
+    path: &str,
+    query: Option<&str>,
+) -> Option<Uri> {
+    let rest = match &route.strip_prefix {
+        Some(prefix) => path
+            .strip_prefix(prefix.as_str())
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+            .unwrap_or(path),
+        None => path,
+    };
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let mut pq = String::with_capacity(
+        upstream.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1),
+    );
+    pq.push_str(&upstream.base_path);
+    pq.push_str(rest);
+    if let Some(q) = query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    let pq = PathAndQuery::try_from(pq).ok()?;
+    Uri::builder()
+        .scheme(upstream.scheme.clone())
+        .authority(upstream.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .ok()
+}
+
+fn too_large(limit: u64) -> Problem {
+    Problem::new(
+        ProblemCode::PayloadTooLarge,
+        format!("the request body is larger than {limit} bytes"),
+    )
+}
+
+/// A failure caused by the caller's body, not the upstream.
+fn caller_fault(e: &hyper_util::client::legacy::Error) -> Option<Problem> {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(b) = s.downcast_ref::<BodyError>() {
+            return Some(match b {
+                BodyError::TooLarge(limit) => too_large(*limit),
+                BodyError::Idle(d) => Problem::new(
+                    ProblemCode::RequestTimeout,
+                    format!("the request body paused for more than {d:?}"),
+                ),
+            });
+        }
+        source = s.source();
+    }
+    None
+}
+
+fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

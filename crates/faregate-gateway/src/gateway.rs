@@ -1,0 +1,217 @@
+//! The running gateway: the current config snapshot (swapped whole on
+//! reload), the upstream client, rails, limiter, metrics and access log.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use faregate_core::{Clock, RailKind, SystemClock};
+use faregate_rails::Rail;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::access_log::AccessLog;
+use crate::body::RequestBody;
+use crate::config::Config;
+use crate::limiter::Limiter;
+use crate::metrics::{Metrics, RouteMetrics, UNROUTED};
+
+/// The HTTP(S) client that talks to upstreams, with pooled connections.
+pub(crate) type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>;
+
+/// Per-route state that lives as long as one config snapshot.
+#[derive(Debug)]
+pub(crate) struct RouteState {
+    pub(crate) metrics: Arc<RouteMetrics>,
+    /// Round-robin position.
+    pub(crate) next: AtomicUsize,
+    /// Per upstream: until when (unix nanos) it is considered down.
+    pub(crate) down_until: Box<[AtomicU64]>,
+}
+
+/// One immutable generation of configuration and what was built from it.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The compiled config.
+    pub config: Config,
+    pub(crate) client: UpstreamClient,
+    pub(crate) routes: Vec<RouteState>,
+    pub(crate) unrouted: Arc<RouteMetrics>,
+}
+
+/// The gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    pub(crate) rails: Vec<Arc<dyn Rail>>,
+    pub(crate) limiter: Limiter,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) access_log: AccessLog,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// Why a snapshot could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The upstream TLS trust could not be loaded.
+    #[error("upstream TLS: {0}")]
+    UpstreamTls(String),
+    /// The new config changes listeners, which needs a restart.
+    #[error("listeners changed ({0}); restart faregate to apply that")]
+    ListenersChanged(String),
+}
+
+/// Builds a [`Gateway`].
+#[derive(Debug)]
+pub struct GatewayBuilder {
+    config: Config,
+    rails: Vec<Arc<dyn Rail>>,
+    metrics: Arc<Metrics>,
+    access_log: Option<AccessLog>,
+    clock: Arc<dyn Clock>,
+}
+
+impl GatewayBuilder {
+    /// Adds a payment rail.
+    #[must_use]
+    pub fn rail(mut self, rail: Arc<dyn Rail>) -> Self {
+        self.rails.push(rail);
+        self
+    }
+
+    /// Sets the metrics registry (shared with the admin listener).
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Sets the access log (off by default).
+    #[must_use]
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
+        self
+    }
+
+    /// Replaces the wall clock.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the gateway.
+    pub fn build(self) -> Result<Arc<Gateway>, BuildError> {
+        let snapshot = Snapshot::build(self.config, &self.metrics)?;
+        let access_log = self
+            .access_log
+            .unwrap_or_else(|| AccessLog::off(self.metrics.clone()));
+        Ok(Arc::new(Gateway {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            rails: self.rails,
+            limiter: Limiter::default(),
+            metrics: self.metrics,
+            access_log,
+            clock: self.clock,
+        }))
+    }
+}
+
+impl Gateway {
+    /// A builder for a gateway running `config`.
+    pub fn builder(config: Config) -> GatewayBuilder {
+        GatewayBuilder {
+            config,
+            rails: Vec::new(),
+            metrics: Arc::default(),
+            access_log: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The rails this gateway was built with, for config validation.
+    pub fn rail_kinds(&self) -> Vec<RailKind> {
+        self.rails.iter().map(|r| r.kind()).collect()
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Swaps in `config`. Requests in flight finish on the snapshot they
+    /// started with; new requests see the new one.
+    pub fn reload(&self, config: Config) -> Result<(), BuildError> {
+        let current = self.snapshot();
+        let old: Vec<_> = current
+            .config
+            .listeners
+            .iter()
+            .map(|l| (l.address, l.tls.is_some()))
+            .collect();
+        let new: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| (l.address, l.tls.is_some()))
+            .collect();
+        if old != new || current.config.admin.address != config.admin.address {
+            self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(BuildError::ListenersChanged(format!("{old:?} -> {new:?}")));
+        }
+        match Snapshot::build(config, &self.metrics) {
+            Ok(s) => {
+                self.snapshot.store(Arc::new(s));
+                self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Snapshot {
+    fn build(config: Config, metrics: &Metrics) -> Result<Self, BuildError> {
+        let tls =
+            crate::tls::client_config(&config.upstream_tls).map_err(BuildError::UpstreamTls)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.limits.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.limits.pool_idle_timeout)
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        let routes = config
+            .routes
+            .routes()
+            .iter()
+            .map(|r| RouteState {
+                metrics: metrics.route(&r.name),
+                next: AtomicUsize::new(0),
+                down_until: r.upstreams.iter().map(|_| AtomicU64::new(0)).collect(),
+            })
+            .collect();
+        Ok(Self {
+            config,
+            client,
+            routes,
+            unrouted: metrics.route(UNROUTED),
+        })
+    }
+}

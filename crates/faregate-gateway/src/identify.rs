@@ -1,0 +1,99 @@
+//! Stage 2, `identify`: who is calling. A per-request payment credential
+//! (`PAYMENT-SIGNATURE`, `Authorization: L402 …`, `Authorization: Payment …`)
+//! comes first, then an API key (`Authorization: Bearer` or `X-Api-Key`).
+//! Identifying never refuses by itself, except a credential that is not
+//! even text; `authorize` decides what the caller may do.
+
+use faregate_core::{Problem, ProblemCode, RailKind};
+use faregate_rails::Credential;
+use http::{HeaderMap, HeaderName, header};
+
+use crate::config::{ApiKey, Route};
+use crate::pipeline::Ctx;
+
+/// `PAYMENT-SIGNATURE` (x402 v2).
+pub(crate) static PAYMENT_SIGNATURE: HeaderName = HeaderName::from_static("payment-signature");
+/// `X-Api-Key`.
+pub(crate) static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The caller as identified.
+#[derive(Debug)]
+pub(crate) struct Caller {
+    /// What the request carried.
+    pub(crate) credential: Credential,
+    /// The configured key it matched, if any.
+    pub(crate) key: Option<ApiKey>,
+    /// The header that carried an API key, removed before forwarding.
+    pub(crate) key_header: Option<&'static HeaderName>,
+}
+
+pub(crate) fn identify(
+    ctx: &mut Ctx,
+    _route: &Route,
+    headers: &HeaderMap,
+) -> Result<Caller, Problem> {
+    let malformed = |what: &str| {
+        Problem::new(
+            ProblemCode::BadRequest,
+            format!("the {what} header is not valid text"),
+        )
+    };
+    if let Some(v) = headers.get(&PAYMENT_SIGNATURE) {
+        let v = v.to_str().map_err(|_| malformed("PAYMENT-SIGNATURE"))?;
+        return Ok(Caller {
+            credential: Credential::Payment(RailKind::X402, v.to_owned()),
+            key: None,
+            key_header: None,
+        });
+    }
+    let mut key_header = None;
+    let mut presented = None;
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().map_err(|_| malformed("Authorization"))?;
+        let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("L402") || scheme.eq_ignore_ascii_case("LSAT") {
+            return Ok(payment(RailKind::L402, v));
+        }
+        if scheme.eq_ignore_ascii_case("Payment") {
+            return Ok(payment(RailKind::Mpp, v));
+        }
+        if scheme.eq_ignore_ascii_case("Bearer") && !rest.is_empty() {
+            presented = Some(rest.to_owned());
+            key_header = Some(&header::AUTHORIZATION);
+        }
+    }
+    if presented.is_none() {
+        if let Some(v) = headers.get(&X_API_KEY) {
+            presented = Some(
+                v.to_str()
+                    .map_err(|_| malformed("X-Api-Key"))?
+                    .trim()
+                    .to_owned(),
+            );
+            key_header = Some(&X_API_KEY);
+        }
+    }
+    let Some(presented) = presented else {
+        return Ok(Caller {
+            credential: Credential::None,
+            key: None,
+            key_header: None,
+        });
+    };
+    let key = ctx.snap.config.keys.find(&presented).cloned();
+    ctx.caller = key.as_ref().map(|k| k.id.clone());
+    Ok(Caller {
+        credential: Credential::ApiKey(presented),
+        key,
+        key_header,
+    })
+}
+
+fn payment(rail: RailKind, value: &str) -> Caller {
+    Caller {
+        credential: Credential::Payment(rail, value.to_owned()),
+        key: None,
+        key_header: None,
+    }
+}

@@ -1,0 +1,39 @@
+//! The faregate data plane: a streaming reverse proxy whose every request
+//! goes through one pipeline,
+//!
+//! ```text
+//! route -> identify -> price -> authorize -> forward -> meter -> settle -> observe
+//! ```
+//!
+//! with one module per stage. Config is compiled once and swapped whole on
+//! reload; the hot path reads it with one atomic load.
+
+mod access_log;
+mod authorize;
+mod body;
+pub mod config;
+mod forward;
+mod gateway;
+mod headers;
+mod identify;
+mod limiter;
+mod meter;
+mod metrics;
+mod observe;
+mod path;
+mod pipeline;
+mod price;
+mod respond;
+mod route;
+mod server;
+mod settle;
+mod tls;
+
+pub use access_log::AccessLog;
+pub use config::{Config, ConfigError};
+pub use gateway::{BuildError, Gateway, GatewayBuilder, Snapshot};
+pub use metrics::Metrics;
+pub use path::{PathError, normalize};
+pub use pipeline::ConnInfo;
+pub use respond::PROBLEM_PATH;
+pub use server::{bind, serve};

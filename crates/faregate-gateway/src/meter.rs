@@ -1,0 +1,95 @@
+//! Stage 6, `meter`: measure what the response used. The upstream's body is
+//! wrapped so its bytes are counted as they stream; when it ends (or the
+//! caller leaves), the request's [`Finished`] record runs `settle` and then
+//! `observe`.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Response};
+use hyper::body::Incoming;
+
+use crate::body::{Finish, ResponseBody};
+use crate::config::Route;
+use crate::headers::{
+    RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, X_REQUEST_ID, strip_hop_by_hop,
+};
+use crate::observe::Record;
+use crate::pipeline::Ctx;
+use crate::settle;
+
+static EXPOSE: HeaderValue = HeaderValue::from_static(
+    "PAYMENT-REQUIRED, PAYMENT-RESPONSE, WWW-Authenticate, X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset",
+);
+
+/// Wraps the upstream's response for streaming and counting.
+pub(crate) fn meter(
+    _ctx: &mut Ctx,
+    route: &Route,
+    upstream: Response<Incoming>,
+) -> Response<ResponseBody> {
+    let (mut parts, body) = upstream.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(
+        parts,
+        ResponseBody::upstream(body, route.limits.idle_timeout),
+    )
+}
+
+/// Adds the headers every response carries and attaches the record that
+/// settles and logs the request when its body is done.
+pub(crate) fn finish_with(
+    ctx: Ctx,
+    mut response: Response<ResponseBody>,
+) -> Response<ResponseBody> {
+    common_headers(&ctx, response.headers_mut());
+    let record = Record::new(ctx, response.status().as_u16());
+    response.body_mut().on_finish(Box::new(Finished(record)));
+    response
+}
+
+fn common_headers(ctx: &Ctx, headers: &mut HeaderMap) {
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert(X_REQUEST_ID.clone(), v);
+    }
+    if let Some((limit, remaining, reset)) = ctx.rate {
+        headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(limit));
+        headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
+        headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(reset));
+    }
+    if ctx.cors && ctx.refusal.is_some() {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE.clone());
+    }
+}
+
+/// The request's record, waiting for its body to end.
+struct Finished(Record);
+
+impl Finish for Finished {
+    fn finish(self: Box<Self>, bytes_out: u64, complete: bool, error: Option<String>) {
+        let Finished(record) = *self;
+        if record.hold.rail.is_none() {
+            record.observe(bytes_out, complete, None, error);
+            return;
+        }
+        // A rail holds money: settling may wait on a store or a chain.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            record.observe(
+                bytes_out,
+                complete,
+                None,
+                Some("no runtime to settle on".into()),
+            );
+            return;
+        };
+        runtime.spawn(async move {
+            let gw = Arc::clone(&record.gw);
+            let charge = settle::after_body(&gw, &record, complete).await;
+            record.observe(bytes_out, complete, charge, error);
+        });
+    }
+}

@@ -1,0 +1,135 @@
+//! The request's way through the gateway, one stage per module:
+//!
+//! ```text
+//! route -> identify -> price -> authorize -> forward -> meter -> settle -> observe
+//! ```
+//!
+//! The first six run before the response head is sent. `settle` and
+//! `observe` run when the response body is finished (or the caller leaves),
+//! through the [`Finish`](crate::body::Finish) the `meter` stage attaches.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use faregate_core::{Decision, Hold, Problem, ProblemCode};
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+
+use crate::body::{ResponseBody, Tally};
+use crate::config::Route;
+use crate::gateway::{Gateway, Snapshot};
+use crate::route::Target;
+use crate::{authorize, forward, identify, meter, price, respond, route, settle};
+
+/// What the gateway knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: IpAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// Everything one request carries through the stages.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) gw: Arc<Gateway>,
+    pub(crate) snap: Arc<Snapshot>,
+    pub(crate) request_id: String,
+    pub(crate) started: std::time::Instant,
+    pub(crate) started_unix: u64,
+    pub(crate) method: Method,
+    /// Normalized path, once `route` has checked it.
+    pub(crate) path: String,
+    /// The authority the caller addressed (validated, lowercase), once
+    /// `route` has checked it.
+    pub(crate) authority: Option<String>,
+    pub(crate) conn: ConnInfo,
+    pub(crate) route: Option<Arc<Route>>,
+    /// The caller's key id.
+    pub(crate) caller: Option<Arc<str>>,
+    pub(crate) hold: Hold,
+    /// The refusal, when the gateway answered itself.
+    pub(crate) refusal: Option<ProblemCode>,
+    pub(crate) upstream_status: Option<u16>,
+    pub(crate) tried: Vec<String>,
+    /// What went wrong, for the log only.
+    pub(crate) error: Option<String>,
+    pub(crate) tally: Arc<Tally>,
+    /// `RateLimit-*` values to send: (limit, remaining, reset seconds).
+    pub(crate) rate: Option<(u32, u32, u64)>,
+    /// Whether the request carried an `Origin` (CORS headers wanted).
+    pub(crate) cors: bool,
+}
+
+/// Runs one request through every stage and returns the response.
+pub(crate) async fn pipeline(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<ResponseBody> {
+    let mut ctx = Ctx::new(gw, &req, conn);
+    let response = match stages(&mut ctx, req).await {
+        Ok(response) => response,
+        Err(problem) => respond::problem(&mut ctx, problem),
+    };
+    meter::finish_with(ctx, response)
+}
+
+async fn stages(ctx: &mut Ctx, req: Request<Incoming>) -> Result<Response<ResponseBody>, Problem> {
+    let route = match route::route(ctx, &req)? {
+        Target::Route(route) => route,
+        Target::ProblemPage(code) => return Ok(respond::problem_page(code)),
+    };
+    let caller = identify::identify(ctx, &route, req.headers())?;
+    let price = price::price(&route, &req);
+    match authorize::authorize(ctx, &route, &caller, price, &req).await {
+        Decision::Allow(hold) => ctx.hold = hold,
+        Decision::PaymentRequired(challenge) => return Ok(respond::challenge(ctx, challenge)),
+        Decision::Deny(problem) => return Err(problem),
+    }
+    let upstream = forward::forward(ctx, &route, &caller, req).await?;
+    let response = meter::meter(ctx, &route, upstream);
+    settle::before_head(ctx, response).await
+}
+
+impl Ctx {
+    fn new(gw: Arc<Gateway>, req: &Request<Incoming>, conn: ConnInfo) -> Self {
+        let request_id = crate::headers::client_request_id(req.headers())
+            .map_or_else(crate::headers::new_request_id, str::to_owned);
+        let started_unix = gw.clock.now();
+        Self {
+            snap: gw.snapshot(),
+            gw,
+            request_id,
+            started: std::time::Instant::now(),
+            started_unix,
+            method: req.method().clone(),
+            path: String::new(),
+            authority: None,
+            conn,
+            route: None,
+            caller: None,
+            hold: Hold::NONE,
+            refusal: None,
+            upstream_status: None,
+            tried: Vec::new(),
+            error: None,
+            tally: Arc::default(),
+            rate: None,
+            cors: req.headers().contains_key(http::header::ORIGIN),
+        }
+    }
+
+    /// The base of problem `type` URIs.
+    pub(crate) fn problem_base(&self) -> String {
+        let origin = match (&self.snap.config.public_url, &self.authority) {
+            (Some(url), _) => url.clone(),
+            (None, Some(host)) => {
+                format!("{}://{host}", if self.conn.tls { "https" } else { "http" })
+            }
+            (None, None) => String::new(),
+        };
+        format!("{origin}{}", crate::respond::PROBLEM_PATH)
+    }
+}

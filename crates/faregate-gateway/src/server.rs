@@ -1,0 +1,155 @@
+//! Listeners: accept connections, terminate TLS, serve HTTP/1.1 and HTTP/2
+//! with hyper, and drain gracefully on shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::gateway::Gateway;
+use crate::pipeline::{ConnInfo, pipeline};
+
+/// Binds every listener of the gateway's config, in order.
+pub async fn bind(gw: &Gateway) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for l in &gw.snapshot().config.listeners {
+        let listener = TcpListener::bind(l.address).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", l.address))
+        })?;
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+/// Serves `listeners` until `shutdown` resolves, then stops accepting and
+/// waits up to the configured drain timeout for requests in flight.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = Vec::new();
+    for (index, listener) in listeners.into_iter().enumerate() {
+        loops.push(tokio::spawn(accept_loop(
+            gw.clone(),
+            index,
+            listener,
+            graceful.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    let drain = gw.snapshot().config.limits.drain_timeout;
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        return;
+    };
+    tracing::info!(?drain, "shutting down: draining requests in flight");
+    match tokio::time::timeout(drain, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => tracing::warn!("drain timeout reached; closing the connections left"),
+    }
+}
+
+async fn accept_loop(
+    gw: Arc<Gateway>,
+    index: usize,
+    listener: TcpListener,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => connection(&gw, index, stream, peer, &graceful),
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn connection(
+    gw: &Arc<Gateway>,
+    index: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    graceful: &GracefulShutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let snap = gw.snapshot();
+    let limits = &snap.config.limits;
+    let tls = snap.config.listeners.get(index).and_then(|l| l.tls.clone());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256);
+    let header_timeout = limits.header_read_timeout;
+    let conn = ConnInfo {
+        peer: peer.ip(),
+        tls: tls.is_some(),
+    };
+    let gw2 = gw.clone();
+    let service = service_fn(move |req| {
+        let gw = gw2.clone();
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(pipeline(gw, req, conn).await) }
+    });
+    gw.metrics.connections_total.fetch_add(1, Relaxed);
+    gw.metrics.connections_open.fetch_add(1, Relaxed);
+    let metrics = gw.metrics.clone();
+    match tls {
+        None => {
+            let served = graceful.watch(
+                builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned(),
+            );
+            tokio::spawn(async move {
+                let _ = served.await;
+                metrics.connections_open.fetch_sub(1, Relaxed);
+            });
+        }
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let served = builder
+                            .serve_connection(TokioIo::new(tls_stream), service)
+                            .into_owned();
+                        let _ = watcher.watch(served).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+                metrics.connections_open.fetch_sub(1, Relaxed);
+            });
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The `faregate` binary: CLI, config loading and wiring.
+
+mod demo;
+mod example;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// faregate: a payment gateway in front of any HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "faregate", version, about)]
+struct Cli {
+    /// Log format for operational logs on stderr (the access log is JSON on stdout).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a self-contained demo: an embedded upstream, paid and free routes, a demo key.
+    Demo {
+        /// Port of the gateway listener on 127.0.0.1.
+        #[arg(long, default_value_t = 8402)]
+        port: u16,
+        /// Port of the admin listener on 127.0.0.1.
+        #[arg(long, default_value_t = 8403)]
+        admin_port: u16,
+    },
+    /// Run the gateway with a config file.
+    Serve {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Write a commented example config.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "faregate.toml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a config file and list every problem in it.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    run::init_tracing(&cli.log_format);
+    let result = match cli.command {
+        Command::Demo { port, admin_port } => run::block_on(demo::run(port, admin_port)),
+        Command::Serve { config } => run::block_on(run::serve_file(config)),
+        Command::Init { path, force } => example::write(&path, force),
+        Command::CheckConfig { file } => run::check_config(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("faregate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Wiring: load config, build the gateway, bind listeners, serve until
+//! SIGTERM or Ctrl-C, and reload on SIGHUP or when the file changes.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use faregate_gateway::{AccessLog, Config, Gateway, Metrics};
+use tokio::net::TcpListener;
+
+/// Rails built into this binary (none yet: issue by issue they arrive).
+pub(crate) const RAILS: &[faregate_core::RailKind] = &[];
+
+/// How often the config file is checked for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+pub(crate) fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FAREGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub(crate) fn block_on(
+    fut: impl Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?
+        .block_on(fut)
+}
+
+fn env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
+pub(crate) fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
+    match faregate_gateway::config::load_file(file, &env, RAILS) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} routes, {} listeners, {} API keys)",
+                file.display(),
+                c.routes.routes().len(),
+                c.listeners.len(),
+                c.keys.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprint!("{}: {e}", file.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub(crate) async fn serve_file(path: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = faregate_gateway::config::load_file(&path, &env, RAILS)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let running = start(config).await?;
+    let reload = reloader(running.gw.clone(), path.clone());
+    tokio::spawn(watch(path, reload.clone()));
+    running.wait(Some(reload)).await
+}
+
+/// A gateway with its listeners bound.
+pub(crate) struct Running {
+    pub(crate) gw: Arc<Gateway>,
+    listeners: Vec<TcpListener>,
+    admin: TcpListener,
+}
+
+pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
+    let metrics = Arc::new(Metrics::default());
+    let log = AccessLog::to_writer(Box::new(std::io::stdout()), metrics.clone());
+    let gw = Gateway::builder(config)
+        .metrics(metrics)
+        .access_log(log)
+        .build()?;
+    let listeners = faregate_gateway::bind(&gw).await?;
+    let admin_addr = gw.snapshot().config.admin.address;
+    let admin = TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {admin_addr} (admin)"))?;
+    Ok(Running {
+        gw,
+        listeners,
+        admin,
+    })
+}
+
+impl Running {
+    pub(crate) fn addrs(&self) -> (Vec<std::net::SocketAddr>, std::net::SocketAddr) {
+        let main = self
+            .listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        (
+            main,
+            self.admin
+                .local_addr()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 0).into()),
+        )
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains.
+    pub(crate) async fn wait(
+        self,
+        reload: Option<faregate_admin::Reloader>,
+    ) -> anyhow::Result<ExitCode> {
+        let (addrs, admin_addr) = self.addrs();
+        tracing::info!(listeners = ?addrs, admin = %admin_addr, "faregate is serving");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let admin_router = faregate_admin::router(self.gw.clone(), reload.clone());
+        let mut admin_stop = stop_rx.clone();
+        let admin = tokio::spawn(faregate_admin::serve(
+            self.admin,
+            admin_router,
+            async move {
+                let _ = admin_stop.changed().await;
+            },
+        ));
+        if let Some(reload) = reload {
+            tokio::spawn(on_sighup(reload));
+        }
+        faregate_gateway::serve(self.gw, self.listeners, async move {
+            terminated().await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
+        drop(stop_rx);
+        let _ = admin.await;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+        Some(_) = async { term.as_mut()?.recv().await } => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn reloader(gw: Arc<Gateway>, path: PathBuf) -> faregate_admin::Reloader {
+    Arc::new(move || {
+        let result = faregate_gateway::config::load_file(&path, &env, RAILS)
+            .map_err(|e| e.to_string())
+            .and_then(|config| gw.reload(config).map_err(|e| e.to_string()));
+        match &result {
+            Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
+            Err(e) => {
+                tracing::error!(path = %path.display(), problems = %e, "config reload refused; the previous config keeps running")
+            }
+        }
+        result
+    })
+}
+
+async fn on_sighup(reload: faregate_admin::Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let _ = reload();
+    }
+}
+
+/// Reloads when the file's modification time or size changes.
+async fn watch(path: PathBuf, reload: faregate_admin::Reloader) {
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
+    };
+    let mut last = stamp(&path);
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let now = stamp(&path);
+        if now.is_some() && now != last {
+            last = now;
+            let _ = reload();
+        }
+    }
+}
