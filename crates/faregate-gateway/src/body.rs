@@ -8,7 +8,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub(crate) enum BodyError {
 pub(crate) struct Tally {
     /// Request body bytes received.
     pub bytes_in: AtomicU64,
+    /// Whether the request body has been read to its end.
+    pub body_done: AtomicBool,
 }
 
 /// A re-armable idle timer, allocated only once a body actually waits.
@@ -83,6 +85,7 @@ pub(crate) struct RequestBody {
 impl RequestBody {
     /// Wraps `inner` with a size `limit` and an idle timeout.
     pub(crate) fn new(inner: Incoming, limit: u64, idle: Duration, tally: Arc<Tally>) -> Self {
+        tally.body_done.store(inner.is_end_stream(), Relaxed);
         Self {
             inner: Some(inner),
             limit,
@@ -94,6 +97,7 @@ impl RequestBody {
 
     /// An empty body, for retrying a request that had none.
     pub(crate) fn empty(tally: Arc<Tally>) -> Self {
+        tally.body_done.store(true, Relaxed);
         Self {
             inner: None,
             limit: 0,
@@ -116,7 +120,7 @@ impl Body for RequestBody {
         let Some(inner) = &mut this.inner else {
             return Poll::Ready(None);
         };
-        match Pin::new(inner).poll_frame(cx) {
+        match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Pending => {
                 ready!(this.idle.poll_expired(cx));
                 Poll::Ready(Some(Err(BodyError::Idle(this.idle.timeout).into())))
@@ -131,10 +135,16 @@ impl Body for RequestBody {
                         return Poll::Ready(Some(Err(BodyError::TooLarge(this.limit).into())));
                     }
                 }
+                if inner.is_end_stream() {
+                    this.tally.body_done.store(true, Relaxed);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.tally.body_done.store(true, Relaxed);
+                Poll::Ready(None)
+            }
         }
     }
 

@@ -58,7 +58,7 @@ pub(crate) async fn forward(
     let state = &snap.routes[route.index];
     let now = ctx.gw.clock.now();
     let order = order(route, state, now);
-    let mut last = Problem::new(ProblemCode::UpstreamUnavailable, "no upstream is available");
+    let mut last = all_down(state, now);
     for (attempt, &i) in order.iter().enumerate() {
         let upstream = &route.upstreams[i];
         let is_last = attempt + 1 == order.len();
@@ -81,12 +81,7 @@ pub(crate) async fn forward(
             std::mem::take(&mut parts.headers)
         };
         ctx.tried.push(upstream.authority.to_string());
-        let sent = tokio::time::timeout(
-            route.limits.first_byte_timeout,
-            snap.client.request(upstream_req),
-        )
-        .await;
-        match sent {
+        match first_byte(ctx, route, snap.client.request(upstream_req)).await {
             Ok(Ok(response)) => {
                 ctx.upstream_status = Some(response.status().as_u16());
                 return Ok(response);
@@ -115,7 +110,9 @@ pub(crate) async fn forward(
                     return Err(problem);
                 }
                 if e.is_connect() {
-                    state.down_until[i].store(now + nanos(DOWN_FOR), Ordering::Relaxed);
+                    if route.upstreams.len() > 1 {
+                        state.down_until[i].store(now + nanos(DOWN_FOR), Ordering::Relaxed);
+                    }
                     last = if timed_out(&e) {
                         Problem::new(
                             ProblemCode::UpstreamTimeout,
@@ -140,6 +137,23 @@ pub(crate) async fn forward(
         }
     }
     Err(last)
+}
+
+/// Waits for the response head. The first-byte timeout counts from the end
+/// of the request body: while the caller is still uploading, the body's own
+/// idle timeout guards against a stall, so a long upload is never a 504.
+async fn first_byte<F: std::future::Future>(
+    ctx: &Ctx,
+    route: &Route,
+    response: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::pin!(response);
+    loop {
+        match tokio::time::timeout(route.limits.first_byte_timeout, &mut response).await {
+            Err(_) if !ctx.tally.body_done.load(Ordering::Relaxed) => continue,
+            done => return done,
+        }
+    }
 }
 
 fn prepare_headers(ctx: &Ctx, route: &Route, caller: &Caller, headers: &mut http::HeaderMap) {
@@ -167,19 +181,37 @@ fn prepare_headers(ctx: &Ctx, route: &Route, caller: &Caller, headers: &mut http
     }
 }
 
-/// Upstream indexes to try: those up first, in balance order, then those
-/// marked down as a last resort.
+/// Upstream indexes to try, in balance order, skipping those marked down.
+/// A route with one upstream always tries it (as nginx does).
 fn order(route: &Route, state: &RouteState, now: u64) -> Vec<usize> {
     let n = route.upstreams.len();
+    if n == 1 {
+        return vec![0];
+    }
     let start = match route.balance {
-        Balance::RoundRobin if n > 1 => state.next.fetch_add(1, Ordering::Relaxed) % n,
-        _ => 0,
+        Balance::RoundRobin => state.next.fetch_add(1, Ordering::Relaxed) % n,
+        Balance::Failover => 0,
     };
-    let ring = (0..n).map(|k| (start + k) % n);
-    let is_up = |i: &usize| state.down_until[*i].load(Ordering::Relaxed) <= now;
-    let mut order: Vec<usize> = ring.clone().filter(is_up).collect();
-    order.extend(ring.filter(|i| !is_up(i)));
-    order
+    (0..n)
+        .map(|k| (start + k) % n)
+        .filter(|&i| state.down_until[i].load(Ordering::Relaxed) <= now)
+        .collect()
+}
+
+/// The 503 for a route whose upstreams are all marked down.
+fn all_down(state: &RouteState, now: u64) -> Problem {
+    let back = state
+        .down_until
+        .iter()
+        .map(|d| d.load(Ordering::Relaxed))
+        .min()
+        .unwrap_or(now);
+    let secs = back.saturating_sub(now).div_ceil(1_000_000_000).max(1);
+    Problem::new(
+        ProblemCode::UpstreamUnavailable,
+        "every upstream of this route is down",
+    )
+    .with_retry_after(secs)
 }
 
 fn upstream_uri(

@@ -24,6 +24,9 @@ pub(crate) enum Target {
 }
 
 pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Problem> {
+    let authority = authority(req)?;
+    let host = host_of(&authority).to_owned();
+    ctx.authority = Some(authority);
     let limits = &ctx.snap.config.limits;
     let uri = req.uri();
     let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
@@ -42,13 +45,6 @@ pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Proble
             format!("request headers exceed {} bytes", limits.max_header_bytes),
         ));
     }
-    let authority = authority(req)?;
-    let host = authority
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()) && !authority.ends_with(']'))
-        .map_or(authority.as_str(), |(h, _)| h)
-        .to_owned();
-    ctx.authority = Some(authority);
     let path = normalize(uri.path()).map_err(|e| {
         let detail = match e {
             PathError::BadEscape => "the path has invalid percent-encoding",
@@ -84,6 +80,14 @@ pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Proble
             ProblemCode::RouteNotFound,
             format!("no route for {}", ctx.path),
         )),
+    }
+}
+
+/// The host part of an authority (`[::1]:80` -> `[::1]`, `a:80` -> `a`).
+fn host_of(authority: &str) -> &str {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
     }
 }
 

@@ -275,7 +275,23 @@ impl Compiler<'_> {
         };
         let access = self.access(path, r.access.as_ref(), price);
         let limits = match &r.limits {
-            Some(l) => self.limits(&format!("{path}.limits"), l, defaults),
+            Some(l) => {
+                let gateway_wide = [
+                    ("header_read_timeout", l.header_read_timeout.is_some()),
+                    ("connect_timeout", l.connect_timeout.is_some()),
+                    ("drain_timeout", l.drain_timeout.is_some()),
+                    ("pool_idle_timeout", l.pool_idle_timeout.is_some()),
+                    ("max_header_bytes", l.max_header_bytes.is_some()),
+                    ("max_uri_bytes", l.max_uri_bytes.is_some()),
+                ];
+                for (name, _) in gateway_wide.iter().filter(|(_, set)| *set) {
+                    self.problem(
+                        format!("{path}.limits.{name}"),
+                        "this limit is gateway-wide: set it in [limits]",
+                    );
+                }
+                self.limits(&format!("{path}.limits"), l, defaults)
+            }
             None => defaults.clone(),
         };
         let rate_limit = r.rate_limit.as_ref().and_then(|rl| {
@@ -534,7 +550,7 @@ impl Compiler<'_> {
         let body = pattern.strip_suffix("/*").unwrap_or(pattern);
         let ok = pattern.starts_with('/')
             && !body.contains('*')
-            && crate::path::normalize(body).is_ok_and(|n| n == body || body.is_empty());
+            && (body.is_empty() || crate::path::normalize(body).is_ok_and(|n| n == body));
         if !ok {
             self.problem(path, format!("expected a normalized path such as \"/a/b\" or a prefix \"/a/*\", got {pattern:?}"));
         }

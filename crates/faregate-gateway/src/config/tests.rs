@@ -1,1 +1,192 @@
+use std::path::Path;
 
+use faregate_core::{Price, RailKind};
+use http::Method;
+
+use super::*;
+
+fn compile(text: &str) -> Result<Config, ConfigError> {
+    let env = |var: &str| (var == "SECRET").then(|| "s3cret-value-0123456789".to_owned());
+    load(text, Path::new("."), &env, &[RailKind::Credits])
+}
+
+fn paths(e: &ConfigError) -> Vec<&str> {
+    e.problems.iter().map(|(p, _)| p.as_str()).collect()
+}
+
+const MINIMAL: &str = r#"
+[[routes]]
+name = "a"
+path = "/a"
+upstreams = ["http://127.0.0.1:9000"]
+"#;
+
+#[test]
+fn the_example_config_compiles() {
+    let text = include_str!("../../../../docs/faregate.example.toml");
+    let config = compile(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.routes.routes().len(), 3);
+    assert_eq!(config.keys.len(), 1);
+    assert!(config.keys.find("fg_test_example_key_change_me").is_some());
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let c = compile(MINIMAL).unwrap();
+    assert_eq!(c.listeners[0].address.to_string(), DEFAULT_LISTENER);
+    assert_eq!(c.admin.address.to_string(), DEFAULT_ADMIN);
+    assert_eq!(c.limits, Limits::default());
+    let r = &c.routes.routes()[0];
+    assert_eq!(r.price, Price::Free);
+    assert_eq!(r.access, Access::Anyone);
+    assert_eq!(r.balance, Balance::RoundRobin);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_path() {
+    let text = r#"
+typo_at_top = 1
+[limits]
+connect_timeout = "5 parsecs"
+[[api_keys]]
+id = "k"
+key = "$MISSING_VAR"
+routes = ["nope"]
+[[routes]]
+name = "a"
+path = "a/no-slash"
+upstreams = ["ftp://x", "not a url"]
+price = "0.0000001 USD"
+balance = "random"
+access = ["credits", "paypal", "x402"]
+rate_limit = { requests = 0, period = "1s" }
+limits = { connect_timeout = "1s" }
+pricee = "1 USD"
+"#;
+    let e = compile(text).unwrap_err();
+    let got = paths(&e);
+    for want in [
+        "typo_at_top",
+        "limits.connect_timeout",
+        "api_keys[0].key",
+        "api_keys[0].routes[0]",
+        "routes[0].path",
+        "routes[0].upstreams[0]",
+        "routes[0].upstreams[1]",
+        "routes[0].price",
+        "routes[0].balance",
+        "routes[0].access[1]",
+        "routes[0].access[2]",
+        "routes[0].rate_limit.requests",
+        "routes[0].limits.connect_timeout",
+    ] {
+        assert!(got.contains(&want), "missing {want} in {got:?}");
+    }
+    assert!(got.iter().any(|p| p.contains("pricee")), "{got:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("environment variable MISSING_VAR is not set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the x402 rail is not available in this build"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_type_error_names_its_line() {
+    let e = compile("[[routes]]\nname = 5\n").unwrap_err();
+    assert_eq!(e.problems.len(), 1);
+    assert_eq!(e.problems[0].0, "line 2");
+}
+
+#[test]
+fn secrets_come_from_the_environment() {
+    let text = format!(
+        "{MINIMAL}\n[admin]\ntoken = \"$SECRET\"\n[[api_keys]]\nid = \"k\"\nkey = \"$SECRET\"\n"
+    );
+    let c = compile(&text).unwrap();
+    assert_eq!(c.admin.token.as_deref(), Some("s3cret-value-0123456789"));
+    assert_eq!(&*c.keys.find("s3cret-value-0123456789").unwrap().id, "k");
+    assert!(
+        !format!("{:?}", c.admin).contains("s3cret"),
+        "Debug must not print the token"
+    );
+}
+
+#[test]
+fn a_priced_route_needs_a_payer() {
+    let e = compile(&MINIMAL.replace(
+        "path = \"/a\"",
+        "path = \"/a\"\nprice = \"1 USD\"\naccess = \"anyone\"",
+    ))
+    .unwrap_err();
+    assert_eq!(paths(&e), ["routes[0].access"]);
+    let c = compile(&MINIMAL.replace("path = \"/a\"", "path = \"/a\"\nprice = \"1 USD\"")).unwrap();
+    assert_eq!(
+        c.routes.routes()[0].access,
+        Access::ApiKey,
+        "a priced route defaults to key holders"
+    );
+}
+
+#[test]
+fn routes_match_exact_before_prefix_and_host_before_any() {
+    let text = r#"
+[[routes]]
+name = "prefix"
+path = "/api/*"
+upstreams = ["http://127.0.0.1:1"]
+[[routes]]
+name = "exact"
+path = "/api/x"
+methods = ["GET"]
+upstreams = ["http://127.0.0.1:1"]
+[[routes]]
+name = "hosted"
+host = "*.example.com"
+path = "/api/*"
+upstreams = ["http://127.0.0.1:1"]
+[[routes]]
+name = "deeper"
+path = "/api/v2/*"
+upstreams = ["http://127.0.0.1:1"]
+[[routes]]
+name = "everything"
+path = "/*"
+methods = ["GET"]
+upstreams = ["http://127.0.0.1:1"]
+"#;
+    let c = compile(text).unwrap();
+    let find = |host: &str, path: &str, m: Method| match c.routes.find(host, path, &m) {
+        RouteMatch::Found(r) => r.name.to_string(),
+        RouteMatch::MethodNotAllowed(allowed) => format!("405 {allowed:?}"),
+        RouteMatch::NotFound => "404".into(),
+    };
+    assert_eq!(find("h", "/api/x", Method::GET), "exact");
+    assert_eq!(find("h", "/api/x", Method::POST), "prefix");
+    assert_eq!(find("h", "/api", Method::GET), "prefix");
+    assert_eq!(find("h", "/apix", Method::GET), "everything");
+    assert_eq!(find("a.example.com", "/api/y", Method::GET), "hosted");
+    assert_eq!(find("example.com", "/api/y", Method::GET), "prefix");
+    assert_eq!(find("h", "/api/v2/z", Method::GET), "deeper");
+    assert_eq!(find("h", "/other", Method::DELETE), "405 [GET]");
+}
+
+#[test]
+fn listeners_changes_need_a_restart_but_tls_files_must_exist() {
+    let e = compile(&format!("{MINIMAL}\n[[listeners]]\naddress = \"127.0.0.1:1\"\ntls = {{ cert = \"/nonexistent.pem\", key = \"/nonexistent.key\" }}\n")).unwrap_err();
+    assert_eq!(paths(&e), ["listeners[0].tls"]);
+}
+
+#[test]
+fn durations_parse() {
+    use compile::parse_duration;
+    use std::time::Duration;
+    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    assert!(parse_duration("0s").is_err());
+    assert!(parse_duration("1d").is_err());
+    assert!(parse_duration("s").is_err());
+}

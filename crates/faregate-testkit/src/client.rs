@@ -1,0 +1,101 @@
+//! Real HTTP clients: hyper's pooled client over HTTP/1.1 or HTTP/2
+//! (prior knowledge), and raw TCP for requests no client would send.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What came back.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A pooled HTTP client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Client {
+    /// An HTTP/1.1 client.
+    pub fn http1() -> Self {
+        Self {
+            inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// An HTTP/2 client with prior knowledge (h2c).
+    pub fn http2() -> Self {
+        Self {
+            inner: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build_http(),
+        }
+    }
+
+    /// Sends `req` and reads the whole answer.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
+        let res = tokio::time::timeout(Duration::from_secs(30), self.inner.request(req))
+            .await
+            .expect("no answer within 30 s")
+            .expect("request failed");
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// Sends `req` and returns the streaming response.
+    pub async fn stream(&self, req: Request<Full<Bytes>>) -> http::Response<hyper::body::Incoming> {
+        self.inner.request(req).await.expect("request failed")
+    }
+
+    /// GET `url`.
+    pub async fn get(&self, url: &str) -> Reply {
+        self.send(Request::get(url).body(Full::default()).expect("request"))
+            .await
+    }
+}
+
+/// Writes `bytes` on a fresh connection and reads until the server closes
+/// it or `wait` passes; returns what came back.
+pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}

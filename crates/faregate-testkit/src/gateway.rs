@@ -1,0 +1,123 @@
+//! A gateway started in process on 127.0.0.1:0 from a config text.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use faregate_gateway::{AccessLog, Gateway, GatewayBuilder, Metrics};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+/// The access log, kept in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLog(Arc<Mutex<Vec<u8>>>);
+
+impl Write for MemoryLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl MemoryLog {
+    /// Every line written so far, parsed.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        let text = String::from_utf8_lossy(&self.0.lock()).into_owned();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("access log line is JSON"))
+            .collect()
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct TestGateway {
+    /// The gateway.
+    pub gw: Arc<Gateway>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its access log.
+    pub log: MemoryLog,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway from `config` (listeners default to 127.0.0.1:0).
+    pub async fn start(config: &str) -> Self {
+        Self::start_with(config, |b| b).await
+    }
+
+    /// Starts a gateway, letting the test add rails or a clock.
+    pub async fn start_with(
+        config: &str,
+        customize: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+    ) -> Self {
+        let text = if config.contains("[[listeners]]") {
+            config.to_owned()
+        } else {
+            format!("[[listeners]]\naddress = \"127.0.0.1:0\"\n{config}")
+        };
+        let rails = [
+            faregate_core::RailKind::X402,
+            faregate_core::RailKind::Credits,
+        ];
+        let compiled = faregate_gateway::config::load(&text, Path::new("."), &|_| None, &rails)
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+        let metrics = Arc::new(Metrics::default());
+        let log = MemoryLog::default();
+        let access = AccessLog::to_writer(Box::new(log.clone()), metrics.clone());
+        let gw = customize(
+            Gateway::builder(compiled)
+                .metrics(metrics)
+                .access_log(access),
+        )
+        .build()
+        .expect("build gateway");
+        let listeners = faregate_gateway::bind(&gw).await.expect("bind");
+        let addr = listeners[0].local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel();
+        let served = tokio::spawn(faregate_gateway::serve(gw.clone(), listeners, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            gw,
+            addr,
+            log,
+            stop: Some(tx),
+            served: Some(served),
+        }
+    }
+
+    /// `http://127.0.0.1:port{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Shuts down and waits for the drain to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(served) = self.served.take() {
+            let _ = served.await;
+        }
+    }
+
+    /// Waits until the access log holds `n` lines (it is written by a thread).
+    pub async fn log_lines(&self, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..200 {
+            let lines = self.log.lines();
+            if lines.len() >= n {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.log.lines()
+    }
+}

@@ -1,0 +1,11 @@
+//! Test helpers shared by faregate's end-to-end suites: a real upstream
+//! server on a loopback port, real HTTP/1.1 and HTTP/2 clients, raw TCP for
+//! malformed input, and a gateway started on port 0.
+
+mod client;
+mod gateway;
+mod upstream;
+
+pub use client::{Client, Reply, raw};
+pub use gateway::{MemoryLog, TestGateway};
+pub use upstream::Upstream;
