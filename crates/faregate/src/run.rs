@@ -20,9 +20,11 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 pub(crate) fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FAREGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {
@@ -155,9 +157,13 @@ async fn terminated() {
 
 fn reloader(gw: Arc<Gateway>, path: PathBuf) -> faregate_admin::Reloader {
     Arc::new(move || {
-        let result = faregate_gateway::config::load_file(&path, &env, RAILS)
-            .map_err(|e| e.to_string())
-            .and_then(|config| gw.reload(config).map_err(|e| e.to_string()));
+        let result = match faregate_gateway::config::load_file(&path, &env, RAILS) {
+            Ok(config) => gw.reload(config).map_err(|e| e.to_string()),
+            Err(e) => {
+                gw.metrics().reloads_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(e.to_string())
+            }
+        };
         match &result {
             Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
             Err(e) => {

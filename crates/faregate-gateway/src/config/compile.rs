@@ -77,7 +77,7 @@ impl Compiler<'_> {
         let raw = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
             .map_err(|e: toml::de::Error| fail(error_path(text, &e), e.message().to_owned()))?;
         for path in unknown {
-            self.problem(path, "unknown key");
+            self.problem(bracket_indexes(&path), "unknown key");
         }
         Ok(raw)
     }
@@ -577,6 +577,22 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("must be more than zero".into());
     }
     Ok(d)
+}
+
+/// `routes.0.colour` (as serde_ignored writes it) to `routes[0].colour`.
+fn bracket_indexes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 4);
+    for segment in path.split('.') {
+        if segment.bytes().all(|b| b.is_ascii_digit()) && !out.is_empty() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
+    }
+    out
 }
 
 /// The field path of a type error, from its position in the file.
