@@ -208,8 +208,8 @@ wait_ready proxy "$PROXY_PID" "http://127.0.0.1:$PROXY_PORT/bench/free"
     die "faregate check-config rejected the generated config:
 $(cat "$TMP/faregate.check.log")"
 fg_env=(FAREGATE_LOG=warn)
-[[ $FAREGATE_THREADS == auto ]] || fg_env+=(TOKIO_WORKER_THREADS="$FAREGATE_THREADS")
-env "${fg_env[@]}" "$FG" serve --config "$TMP/faregate.toml" \
+[[ $FAREGATE_THREADS == auto ]] || fg_env+=(FAREGATE_THREADS="$FAREGATE_THREADS")
+env -u FAREGATE_THREADS "${fg_env[@]}" "$FG" serve --config "$TMP/faregate.toml" \
     >"$TMP/faregate.access.log" 2>"$TMP/faregate.stderr.log" &
 FAREGATE_PID=$!
 PIDS+=("$FAREGATE_PID")

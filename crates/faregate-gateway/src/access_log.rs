@@ -1,24 +1,29 @@
-//! The JSON access log: one line per request, written by a background
-//! thread so the request path never waits on stdout. When the writer falls
-//! behind, lines are dropped and counted rather than slowing traffic.
+//! The JSON access log: one line per request. Lines are serialized into a
+//! shared buffer that a background thread swaps out and writes every
+//! [`FLUSH_EVERY`], so the request path never makes a system call or wakes a
+//! thread for logging. When the writer falls behind and the buffer reaches
+//! [`MAX_BUFFER`], lines are dropped and counted rather than slowing traffic.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::Duration;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
 
-/// Lines queued before new ones are dropped.
-const QUEUE: usize = 64 * 1024;
+/// How often the writer thread writes out what has been logged.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
+/// Bytes buffered before new lines are dropped.
+const MAX_BUFFER: usize = 16 * 1024 * 1024;
 
 /// One request's line.
 #[derive(Debug, Serialize)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// RFC 3339 UTC time the request arrived.
-    pub time: String,
+    pub time: Rfc3339,
     /// The request id.
     pub request_id: &'a str,
     /// The matched route, if any.
@@ -43,11 +48,11 @@ pub struct Entry<'a> {
     /// Who called: the key's id, or `None`.
     pub caller: Option<&'a str>,
     /// The client's address.
-    pub client: String,
+    pub client: std::net::IpAddr,
     /// `allow` or the refusal's problem code.
     pub decision: &'a str,
     /// What was charged, as `"0.001 USD"`.
-    pub charge: Option<String>,
+    pub charge: Option<faregate_core::Money>,
     /// Whether the response body reached the client whole.
     pub complete: bool,
     /// What went wrong, for the operator (never sent to the caller).
@@ -55,75 +60,123 @@ pub struct Entry<'a> {
     pub error: Option<&'a str>,
 }
 
-/// The log's sending side; cheap to clone.
+/// The log; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    tx: Option<SyncSender<Vec<u8>>>,
+    shared: Option<Arc<Shared>>,
     metrics: Arc<Metrics>,
+}
+
+struct Shared {
+    buffer: Mutex<Vec<u8>>,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Writes out what is buffered.
+    fn flush(&self, spare: &mut Vec<u8>) {
+        std::mem::swap(&mut *self.buffer.lock(), spare);
+        if spare.is_empty() {
+            return;
+        }
+        let mut out = self.out.lock();
+        let _ = out.write_all(spare);
+        let _ = out.flush();
+        spare.clear();
+    }
 }
 
 impl AccessLog {
     /// A log that writes nothing.
     pub fn off(metrics: Arc<Metrics>) -> Self {
-        Self { tx: None, metrics }
+        Self {
+            shared: None,
+            metrics,
+        }
     }
 
     /// A log written to `out` by a background thread.
     pub fn to_writer(out: Box<dyn Write + Send>, metrics: Arc<Metrics>) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let shared = Arc::new(Shared {
+            buffer: Mutex::new(Vec::with_capacity(256 * 1024)),
+            out: Mutex::new(out),
+        });
+        let writer = Arc::downgrade(&shared);
         let spawned = std::thread::Builder::new()
             .name("faregate-access-log".into())
-            .spawn(move || writer(rx, out));
+            .spawn(move || {
+                let mut spare = Vec::with_capacity(256 * 1024);
+                loop {
+                    std::thread::sleep(FLUSH_EVERY);
+                    let Some(shared) = writer.upgrade() else {
+                        return;
+                    };
+                    shared.flush(&mut spare);
+                }
+            });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the access-log writer; access log is off");
             return Self::off(metrics);
         }
         Self {
-            tx: Some(tx),
+            shared: Some(shared),
             metrics,
         }
     }
 
-    /// Queues one line.
-    pub fn write(&self, entry: &Entry<'_>) {
-        let Some(tx) = &self.tx else { return };
-        let Ok(mut line) = serde_json::to_vec(entry) else {
-            return;
-        };
-        line.push(b'\n');
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(line) {
+    /// Appends one line.
+    pub(crate) fn write(&self, entry: &Entry<'_>) {
+        let Some(shared) = &self.shared else { return };
+        let mut buffer = shared.buffer.lock();
+        if buffer.len() > MAX_BUFFER {
+            drop(buffer);
             self.metrics
                 .access_log_dropped
                 .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if serde_json::to_writer(&mut *buffer, entry).is_ok() {
+            buffer.push(b'\n');
+        }
+    }
+
+    /// Writes out everything logged so far (at shutdown, so nothing is lost).
+    pub fn flush(&self) {
+        if let Some(shared) = &self.shared {
+            shared.flush(&mut Vec::new());
         }
     }
 }
 
-fn writer(rx: Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        let _ = out.write_all(&line);
-        // Drain what is queued, then flush once: cheap under load, prompt when idle.
-        while let Ok(line) = rx.try_recv() {
-            let _ = out.write_all(&line);
-        }
-        let _ = out.flush();
+/// A time written as `2026-11-22T00:46:01.123Z`, without allocating.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rfc3339(pub(crate) u64);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.0 / 1_000_000_000;
+        let millis = (self.0 / 1_000_000) % 1_000;
+        let days = i64::try_from(secs / 86_400).unwrap_or(0);
+        let rem = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{millis:03}Z"
+        )
     }
 }
 
-/// Formats nanoseconds since the epoch as `2026-11-22T00:46:01.123Z`.
-pub(crate) fn rfc3339(unix_nanos: u64) -> String {
-    let secs = unix_nanos / 1_000_000_000;
-    let millis = (unix_nanos / 1_000_000) % 1_000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
@@ -147,12 +200,62 @@ mod tests {
 
     #[test]
     fn formats_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        // 2026-11-22T00:46:01.123Z
+        assert_eq!(Rfc3339(0).to_string(), "1970-01-01T00:00:00.000Z");
         assert_eq!(
-            rfc3339(1_795_308_361_123_000_000),
+            Rfc3339(1_795_308_361_123_000_000).to_string(),
             "2026-11-22T00:46:01.123Z"
         );
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            Rfc3339(951_782_400_000_000_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn lines_are_written_whole_and_flushed() {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let log = AccessLog::to_writer(Box::new(sink.clone()), Arc::default());
+        let entry = Entry {
+            time: Rfc3339(0),
+            request_id: "r\"1",
+            route: None,
+            method: "GET",
+            path: "/",
+            status: 200,
+            upstream_status: None,
+            upstreams: &[],
+            duration_us: 1,
+            bytes_in: 0,
+            bytes_out: 0,
+            caller: None,
+            client: std::net::IpAddr::from([127, 0, 0, 1]),
+            decision: "allow",
+            charge: None,
+            complete: true,
+            error: None,
+        };
+        log.write(&entry);
+        log.write(&entry);
+        log.flush();
+        let text = String::from_utf8(sink.0.lock().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["request_id"], "r\"1");
+        assert_eq!(lines[0]["client"], "127.0.0.1");
+        assert_eq!(lines[0]["time"], "1970-01-01T00:00:00.000Z");
     }
 }

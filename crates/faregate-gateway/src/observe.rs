@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use faregate_core::{Hold, Money, ProblemCode};
 use http::Method;
 
-use crate::access_log::{Entry, rfc3339};
+use crate::access_log::{Entry, Rfc3339};
 use crate::body::Tally;
 use crate::config::Route;
 use crate::gateway::Gateway;
@@ -81,7 +81,7 @@ impl Record {
             tracing::debug!(request_id = %self.request_id, error = e, "request ended with an error");
         }
         self.gw.access_log.write(&Entry {
-            time: rfc3339(self.started_unix),
+            time: Rfc3339(self.started_unix),
             request_id: &self.request_id,
             route: self.route.as_ref().map(|r| &*r.name),
             method: self.method.as_str(),
@@ -93,9 +93,9 @@ impl Record {
             bytes_in,
             bytes_out,
             caller: self.caller.as_deref(),
-            client: self.client.to_string(),
+            client: self.client,
             decision: self.refusal.map_or("allow", ProblemCode::as_str),
-            charge: charge.map(|m| m.to_string()),
+            charge,
             complete,
             error,
         });

@@ -55,14 +55,15 @@ pub async fn serve(
         let _ = l.await;
     }
     let drain = gw.snapshot().config.limits.drain_timeout;
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
-        return;
-    };
-    tracing::info!(?drain, "shutting down: draining requests in flight");
-    match tokio::time::timeout(drain, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("all connections drained"),
-        Err(_) => tracing::warn!("drain timeout reached; closing the connections left"),
+    // The accept loops, the only other owners, have ended.
+    if let Ok(graceful) = Arc::try_unwrap(graceful) {
+        tracing::info!(?drain, "shutting down: draining requests in flight");
+        match tokio::time::timeout(drain, graceful.shutdown()).await {
+            Ok(()) => tracing::info!("all connections drained"),
+            Err(_) => tracing::warn!("drain timeout reached; closing the connections left"),
+        }
     }
+    gw.access_log.flush();
 }
 
 async fn accept_loop(

@@ -16,6 +16,9 @@ struct Cli {
     /// Log format for operational logs on stderr (the access log is JSON on stdout).
     #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Worker threads (default: one per CPU). `1` runs a single-threaded scheduler.
+    #[arg(long, global = true, env = "FAREGATE_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,9 +59,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run::init_tracing(&cli.log_format);
+    let threads = cli.threads.map(usize::from);
     let result = match cli.command {
-        Command::Demo { port, admin_port } => run::block_on(demo::run(port, admin_port)),
-        Command::Serve { config } => run::block_on(run::serve_file(config)),
+        Command::Demo { port, admin_port } => run::block_on(threads, demo::run(port, admin_port)),
+        Command::Serve { config } => run::block_on(threads, run::serve_file(config)),
         Command::Init { path, force } => example::write(&path, force),
         Command::CheckConfig { file } => run::check_config(&file),
     };

@@ -32,10 +32,23 @@ pub(crate) fn init_tracing(format: &str) {
     }
 }
 
+/// Runs `fut` on `threads` worker threads (one per CPU when `None`). One
+/// thread runs the current-thread scheduler, which skips the work-stealing
+/// machinery entirely.
 pub(crate) fn block_on(
+    threads: Option<usize>,
     fut: impl Future<Output = anyhow::Result<ExitCode>>,
 ) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder
         .enable_all()
         .build()
         .context("cannot start the runtime")?
@@ -160,7 +173,9 @@ fn reloader(gw: Arc<Gateway>, path: PathBuf) -> faregate_admin::Reloader {
         let result = match faregate_gateway::config::load_file(&path, &env, RAILS) {
             Ok(config) => gw.reload(config).map_err(|e| e.to_string()),
             Err(e) => {
-                gw.metrics().reloads_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gw.metrics()
+                    .reloads_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Err(e.to_string())
             }
         };

@@ -21,12 +21,20 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// A free loopback port (bound, read, released).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn signal(child: &Child, sig: &str) {
     let pid = child.id().expect("running").to_string();
-    let ok = std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill {sig} {pid}");
 }
 
@@ -47,7 +55,9 @@ async fn status(url: &str) -> u16 {
 
 /// Whether something answers on `port`.
 async fn listening(port: u16) -> bool {
-    tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
 }
 
 #[test]
@@ -59,10 +69,19 @@ fn check_config_lists_every_problem_and_exits_non_zero() {
         "[[routes]]\nname = \"a\"\npath = \"/a\"\nupstreams = [\"nope\"]\nprice = \"1.5 DOGE\"\ncolour = \"red\"\n[limits]\nidle_timeout = \"forever\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(BIN).args(["check-config"]).arg(&bad).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    for path in ["routes[0].upstreams[0]", "routes[0].price", "routes[0].colour", "limits.idle_timeout"] {
+    for path in [
+        "routes[0].upstreams[0]",
+        "routes[0].price",
+        "routes[0].colour",
+        "limits.idle_timeout",
+    ] {
         assert!(err.contains(path), "{path} missing from:\n{err}");
     }
     assert!(err.contains("4 problems"), "{err}");
@@ -72,16 +91,30 @@ fn check_config_lists_every_problem_and_exits_non_zero() {
 fn init_writes_an_example_that_checks() {
     let dir = temp_dir("init");
     let file = dir.join("faregate.toml");
-    let run = |args: &[&str]| std::process::Command::new(BIN).args(args).current_dir(&dir).output().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
     assert!(run(&["init"]).status.success());
     let check = run(&["check-config", "faregate.toml"]);
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(String::from_utf8_lossy(&check.stdout).contains("ok (3 routes"));
     let again = run(&["init"]);
     assert!(!again.status.success(), "init does not overwrite");
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
     assert!(run(&["init", "--force"]).status.success());
-    assert!(std::fs::read_to_string(file).unwrap().contains("[[routes]]"));
+    assert!(
+        std::fs::read_to_string(file)
+            .unwrap()
+            .contains("[[routes]]")
+    );
 }
 
 fn serve_config(port: u16, admin: u16, upstream: &str, routes: &[&str]) -> String {
@@ -143,27 +176,53 @@ async fn serve_reloads_on_sighup_and_file_change_and_keeps_running_on_a_bad_file
     wait_until("route b", async || status(&url("/b/inspect")).await == 200).await;
 
     // A change to the file alone is enough.
-    std::fs::write(&file, serve_config(port, admin, &up.url(), &["a", "b", "c"])).unwrap();
+    std::fs::write(
+        &file,
+        serve_config(port, admin, &up.url(), &["a", "b", "c"]),
+    )
+    .unwrap();
     wait_until("route c", async || status(&url("/c/inspect")).await == 200).await;
 
     // A broken file is refused; the previous config keeps serving.
     std::fs::write(&file, "[[routes]]\nname = \"broken\"\npath = \"/x\"\nupstreams = [\"http://127.0.0.1:1\"]\nprice = \"lots\"\n").unwrap();
     signal(&child, "-HUP");
-    wait_until("the refusal in the log", async || log.lock().contains("config reload refused")).await;
+    wait_until("the refusal in the log", async || {
+        log.lock().contains("config reload refused")
+    })
+    .await;
     assert_eq!(status(&url("/c/inspect")).await, 200);
-    assert!(log.lock().contains("routes[0].price"), "the log says why: {}", log.lock());
+    assert!(
+        log.lock().contains("routes[0].price"),
+        "the log says why: {}",
+        log.lock()
+    );
 
     // The admin API reloads too, behind its token.
     std::fs::write(&file, serve_config(port, admin, &up.url(), &["a"])).unwrap();
     let admin_url = format!("http://127.0.0.1:{admin}/v1/reload");
     let req = |token: &str| {
-        http::Request::post(&admin_url).header("authorization", format!("Bearer {token}")).body(http_body_util::Full::default()).unwrap()
+        http::Request::post(&admin_url)
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Full::default())
+            .unwrap()
     };
     assert_eq!(Client::http1().send(req("wrong")).await.status, 401);
-    assert_eq!(Client::http1().send(req("admin-secret-for-tests")).await.status, 200);
+    assert_eq!(
+        Client::http1()
+            .send(req("admin-secret-for-tests"))
+            .await
+            .status,
+        200
+    );
     assert_eq!(status(&url("/c/inspect")).await, 404);
-    let metrics = Client::http1().get(&format!("http://127.0.0.1:{admin}/metrics")).await.text();
-    assert!(metrics.contains("faregate_requests_total{route=\"a\",status=\"200\"}"), "{metrics}");
+    let metrics = Client::http1()
+        .get(&format!("http://127.0.0.1:{admin}/metrics"))
+        .await
+        .text();
+    assert!(
+        metrics.contains("faregate_requests_total{route=\"a\",status=\"200\"}"),
+        "{metrics}"
+    );
     let failed: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("faregate_config_reloads_total{result=\"failed\"} "))
@@ -184,7 +243,11 @@ async fn sigterm_drains_requests_in_flight_then_exits() {
     let mut child = serve(&file);
     let _log = stderr_log(&mut child);
     wait_until("the listener", async || listening(port).await).await;
-    let slow = tokio::spawn(async move { Client::http1().get(&format!("http://127.0.0.1:{port}/a/slow/1500")).await });
+    let slow = tokio::spawn(async move {
+        Client::http1()
+            .get(&format!("http://127.0.0.1:{port}/a/slow/1500"))
+            .await
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     signal(&child, "-TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -192,7 +255,10 @@ async fn sigterm_drains_requests_in_flight_then_exits() {
     let reply = slow.await.unwrap();
     assert_eq!(reply.status, 200, "the request in flight finished");
     assert_eq!(reply.text(), "slow");
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits after the drain").unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after the drain")
+        .unwrap();
     assert!(exit.success());
 }
 
@@ -207,14 +273,20 @@ async fn demo_runs_with_no_setup() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut gw, mut admin, mut key, mut token) = (None, None, None, None);
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap() {
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
         if let Some(rest) = line.strip_prefix("faregate demo: gateway on ") {
             let (g, a) = rest.split_once(", admin on ").unwrap();
             gw = Some(g.to_owned());
             admin = Some(a.to_owned());
         }
         key = key.or(line.strip_prefix("FAREGATE_DEMO_KEY=").map(str::to_owned));
-        token = token.or(line.strip_prefix("FAREGATE_ADMIN_TOKEN=").map(str::to_owned));
+        token = token.or(line
+            .strip_prefix("FAREGATE_ADMIN_TOKEN=")
+            .map(str::to_owned));
         if line.starts_with("Access log") {
             break;
         }
@@ -228,19 +300,35 @@ async fn demo_runs_with_no_setup() {
     assert_eq!(refused.status, 401);
     assert_eq!(refused.json()["code"], "missing_credentials");
     let paid = |path: &str| {
-        http::Request::get(format!("{gw}{path}")).header("authorization", format!("Bearer {key}")).body(http_body_util::Full::default()).unwrap()
+        http::Request::get(format!("{gw}{path}"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(http_body_util::Full::default())
+            .unwrap()
     };
     let ok = c.send(paid("/demo/paid")).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     let stream = c.send(paid("/demo/stream")).await;
     assert_eq!(stream.header("content-type"), Some("text/event-stream"));
     assert_eq!(stream.text().matches("event: tick").count(), 20);
-    let echo = c.send(http::Request::post(format!("{gw}/demo/echo")).body(http_body_util::Full::from("hello")).unwrap()).await;
+    let echo = c
+        .send(
+            http::Request::post(format!("{gw}/demo/echo"))
+                .body(http_body_util::Full::from("hello"))
+                .unwrap(),
+        )
+        .await;
     assert_eq!(echo.text(), "hello");
     let metrics = c.get(&format!("{admin}/metrics")).await.text();
-    assert!(metrics.contains("faregate_requests_total{route=\"demo-paid\",status=\"200\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("faregate_requests_total{route=\"demo-paid\",status=\"200\"} 1"),
+        "{metrics}"
+    );
     // The access log is on stdout, one JSON line per request.
-    let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(entry["route"], "demo-free");
     signal(&child, "-TERM");

@@ -20,7 +20,9 @@ fn make_cert(dir: &Path) -> Cert {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
-    Cert { der: ck.cert.der().clone() }
+    Cert {
+        der: ck.cert.der().clone(),
+    }
 }
 
 fn tls_config(dir: &Path, upstream: &str) -> String {
@@ -37,7 +39,11 @@ async fn connect(
     addr: std::net::SocketAddr,
     root: &CertificateDer<'static>,
     alpn: &[&[u8]],
-) -> (Option<Vec<u8>>, CertificateDer<'static>, tokio_rustls::client::TlsStream<tokio::net::TcpStream>) {
+) -> (
+    Option<Vec<u8>>,
+    CertificateDer<'static>,
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -69,13 +75,25 @@ async fn tls_offers_h2_by_alpn_and_reloads_certificates() {
     let (proto, cert, stream) = connect(gw.addr, &first.der, &[b"h2", b"http/1.1"]).await;
     assert_eq!(proto.as_deref(), Some(&b"h2"[..]));
     assert_eq!(cert, first.der);
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
-    let req = http::Request::get("https://localhost/inspect/tls").body(Full::<Bytes>::default()).unwrap();
+    let req = http::Request::get("https://localhost/inspect/tls")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let res = send.send_request(req).await.unwrap();
     assert_eq!(res.status(), 200);
-    let seen: serde_json::Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    let proto_seen = seen["headers"].as_array().unwrap().iter().find(|h| h[0] == "x-forwarded-proto").unwrap()[1].clone();
+    let seen: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let proto_seen = seen["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == "x-forwarded-proto")
+        .unwrap()[1]
+        .clone();
     assert_eq!(proto_seen, "https");
 
     let (proto, _, _) = connect(gw.addr, &first.der, &[b"http/1.1"]).await;
@@ -88,11 +106,23 @@ async fn tls_offers_h2_by_alpn_and_reloads_certificates() {
     let config = faregate_gateway::config::load(&text, Path::new("."), &|_| None, &rails).unwrap();
     // The listener address must not change on reload: compare with the bound one.
     let reloaded = gw.gw.reload(config);
-    assert!(reloaded.is_err(), "a listener change (0 -> bound port) needs a restart");
-    let same = faregate_gateway::config::load(&tls_config(&dir, &up.url()), Path::new("."), &|_| None, &rails).unwrap();
+    assert!(
+        reloaded.is_err(),
+        "a listener change (0 -> bound port) needs a restart"
+    );
+    let same = faregate_gateway::config::load(
+        &tls_config(&dir, &up.url()),
+        Path::new("."),
+        &|_| None,
+        &rails,
+    )
+    .unwrap();
     gw.gw.reload(same).unwrap();
     let (_, cert, _) = connect(gw.addr, &second.der, &[b"h2"]).await;
-    assert_eq!(cert, second.der, "new connections get the reloaded certificate");
+    assert_eq!(
+        cert, second.der,
+        "new connections get the reloaded certificate"
+    );
 }
 
 #[tokio::test]
@@ -108,12 +138,21 @@ async fn https_upstreams_are_verified_against_the_configured_root() {
         dir.display()
     );
     let gw = TestGateway::start(&trusting).await;
-    let reply = faregate_testkit::Client::http1().get(&gw.url("/inspect/through")).await;
+    let reply = faregate_testkit::Client::http1()
+        .get(&gw.url("/inspect/through"))
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["uri"], "/inspect/through");
 
-    let untrusting = format!("[server]\nupstream_system_roots = false\n[[routes]]\nname = \"bad\"\npath = \"/*\"\nupstreams = [\"{https}\"]\n");
+    let untrusting = format!(
+        "[server]\nupstream_system_roots = false\n[[routes]]\nname = \"bad\"\npath = \"/*\"\nupstreams = [\"{https}\"]\n"
+    );
     let gw2 = TestGateway::start(&untrusting).await;
-    let reply = faregate_testkit::Client::http1().get(&gw2.url("/inspect/x")).await;
-    assert_eq!(reply.status, 502, "an untrusted upstream certificate is refused");
+    let reply = faregate_testkit::Client::http1()
+        .get(&gw2.url("/inspect/x"))
+        .await;
+    assert_eq!(
+        reply.status, 502,
+        "an untrusted upstream certificate is refused"
+    );
 }
