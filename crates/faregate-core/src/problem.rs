@@ -60,7 +60,7 @@ problem_codes! {
     MissingCredentials = ("missing_credentials", 401, "Credentials required",
         "This route is for API key holders and the request carried no key. Send 'Authorization: Bearer <key>'."),
     InvalidApiKey = ("invalid_api_key", 401, "Invalid API key",
-        "The API key is unknown, expired or revoked. Check the key, or ask the operator for a new one."),
+        "The API key is not one this gateway knows. Check the key, or ask the operator for a new one."),
     InsufficientCredits = ("insufficient_credits", 402, "Insufficient credits",
         "The account's prepaid balance does not cover this request. Top up the account (see the top_up action) and retry."),
     SubscriptionExpired = ("subscription_expired", 402, "Subscription expired",
@@ -108,7 +108,7 @@ problem_codes! {
     UpstreamUnreachable = ("upstream_unreachable", 502, "Upstream unreachable",
         "The upstream refused or broke the connection, or sent an invalid response. Nothing was charged; retry later."),
     UpstreamUnavailable = ("upstream_unavailable", 503, "Upstream unavailable",
-        "No upstream of this route is available right now, or the gateway is shutting down. Nothing was charged; retry later."),
+        "Every upstream of this route is marked down after failed connections. Nothing was charged; retry after Retry-After seconds."),
     UpstreamTimeout = ("upstream_timeout", 504, "Upstream timeout",
         "The upstream did not answer in time. Nothing was charged; retry later."),
 }

@@ -48,7 +48,7 @@ pub(crate) struct Entry<'a> {
     /// Who called: the key's id, or `None`.
     pub caller: Option<&'a str>,
     /// The client's address.
-    pub client: std::net::IpAddr,
+    pub client: &'a str,
     /// `allow` or the refusal's problem code.
     pub decision: &'a str,
     /// What was charged, as `"0.001 USD"`.
@@ -160,16 +160,28 @@ pub(crate) struct Rfc3339(pub(crate) u64);
 
 impl std::fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        thread_local! {
+            // The last second formatted on this thread: most lines share it.
+            static LAST: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+        }
         let secs = self.0 / 1_000_000_000;
         let millis = (self.0 / 1_000_000) % 1_000;
-        let days = i64::try_from(secs / 86_400).unwrap_or(0);
-        let rem = secs % 86_400;
-        let (y, m, d) = civil_from_days(days);
-        let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{millis:03}Z"
-        )
+        let (cached, mut date) = LAST.get();
+        if cached != secs {
+            let days = i64::try_from(secs / 86_400).unwrap_or(0);
+            let rem = secs % 86_400;
+            let (y, m, d) = civil_from_days(days);
+            let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+            let text = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
+            if text.len() != date.len() {
+                // Years past 9999: not worth caching.
+                return write!(f, "{text}.{millis:03}Z");
+            }
+            date.copy_from_slice(text.as_bytes());
+            LAST.set((secs, date));
+        }
+        f.write_str(std::str::from_utf8(&date).map_err(|_| std::fmt::Error)?)?;
+        write!(f, ".{millis:03}Z")
     }
 }
 
@@ -239,7 +251,7 @@ mod tests {
             bytes_in: 0,
             bytes_out: 0,
             caller: None,
-            client: std::net::IpAddr::from([127, 0, 0, 1]),
+            client: "127.0.0.1",
             decision: "allow",
             charge: None,
             complete: true,

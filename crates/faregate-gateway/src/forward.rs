@@ -171,8 +171,7 @@ fn prepare_headers(ctx: &Ctx, route: &Route, caller: &Caller, headers: &mut http
     } else {
         headers.remove(header::HOST);
     }
-    let proto = if ctx.conn.tls { "https" } else { "http" };
-    set_forwarded(headers, ctx.conn.peer, proto, authority);
+    set_forwarded(headers, &ctx.conn.hop, authority);
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(X_REQUEST_ID.clone(), v);
     }

@@ -103,7 +103,7 @@ impl GatewayBuilder {
 
     /// Builds the gateway.
     pub fn build(self) -> Result<Arc<Gateway>, BuildError> {
-        let snapshot = Snapshot::build(self.config, &self.metrics)?;
+        let snapshot = Snapshot::build(self.config, &self.metrics, None)?;
         let access_log = self
             .access_log
             .unwrap_or_else(|| AccessLog::off(self.metrics.clone()));
@@ -164,7 +164,7 @@ impl Gateway {
             self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
             return Err(BuildError::ListenersChanged(format!("{old:?} -> {new:?}")));
         }
-        match Snapshot::build(config, &self.metrics) {
+        match Snapshot::build(config, &self.metrics, Some(&current)) {
             Ok(s) => {
                 self.snapshot.store(Arc::new(s));
                 self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
@@ -179,24 +179,17 @@ impl Gateway {
 }
 
 impl Snapshot {
-    fn build(config: Config, metrics: &Metrics) -> Result<Self, BuildError> {
-        let tls =
-            crate::tls::client_config(&config.upstream_tls).map_err(BuildError::UpstreamTls)?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.limits.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.limits.pool_idle_timeout)
-            .pool_max_idle_per_host(1024)
-            .build(connector);
+    /// Builds a snapshot; the upstream client (and its pool of warm
+    /// connections) of `previous` is kept when nothing it depends on changed.
+    fn build(
+        config: Config,
+        metrics: &Metrics,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, BuildError> {
+        let client = match previous {
+            Some(p) if same_client(&p.config, &config) => p.client.clone(),
+            _ => Self::client(&config)?,
+        };
         let routes = config
             .routes
             .routes()
@@ -214,4 +207,34 @@ impl Snapshot {
             unrouted: metrics.route(UNROUTED),
         })
     }
+
+    fn client(config: &Config) -> Result<UpstreamClient, BuildError> {
+        let tls =
+            crate::tls::client_config(&config.upstream_tls).map_err(BuildError::UpstreamTls)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.limits.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.limits.pool_idle_timeout)
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Ok(client)
+    }
+}
+
+/// Whether two configs build the same upstream client.
+fn same_client(a: &Config, b: &Config) -> bool {
+    a.upstream_tls == b.upstream_tls
+        && a.limits.connect_timeout == b.limits.connect_timeout
+        && a.limits.pool_idle_timeout == b.limits.pool_idle_timeout
+        // A configured CA file is re-read on every reload (roots rotate).
+        && a.upstream_tls.ca_file.is_none()
 }

@@ -42,6 +42,12 @@ fn hop_by_hop() -> [&'static HeaderName; 9] {
 
 /// Removes hop-by-hop headers, including those `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names is cheaper than
+    // nine hash lookups.
+    let hops = hop_by_hop();
+    if !headers.keys().any(|name| hops.contains(&name)) {
+        return;
+    }
     if let Some(conn) = headers.get(&header::CONNECTION) {
         let named: Vec<HeaderName> = conn
             .to_str()
@@ -60,27 +66,50 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// What this hop adds to forwarded headers, computed once per connection.
+#[derive(Debug)]
+pub(crate) struct Hop {
+    /// The client's address as text, for `X-Forwarded-For` and the log.
+    pub(crate) client: HeaderValue,
+    /// `for=<client>;proto=<proto>`, the start of this hop's `Forwarded` element.
+    forwarded: String,
+    /// `http` or `https`.
+    proto: &'static str,
+}
+
+impl Hop {
+    pub(crate) fn new(client: IpAddr, tls: bool) -> Self {
+        let proto = if tls { "https" } else { "http" };
+        let text = client.to_string();
+        let node = match client {
+            IpAddr::V4(_) => text.clone(),
+            IpAddr::V6(_) => format!("\"[{text}]\""),
+        };
+        Self {
+            client: HeaderValue::from_str(&text)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            forwarded: format!("for={node};proto={proto}"),
+            proto,
+        }
+    }
+}
+
 /// Appends this hop to `X-Forwarded-For` and `Forwarded`, and sets
 /// `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub(crate) fn set_forwarded(
-    headers: &mut HeaderMap,
-    client: IpAddr,
-    proto: &'static str,
-    host: Option<&str>,
-) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {client}"),
-        None => client.to_string(),
+pub(crate) fn set_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<&str>) {
+    let xff = match headers.get(&X_FORWARDED_FOR) {
+        Some(prior) => joined(prior.as_bytes(), hop.client.as_bytes()),
+        None => Some(hop.client.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    let node = match client {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("\"[{ip}]\""),
-    };
-    let mut element = format!("for={node};proto={proto}");
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(hop.proto),
+    );
+    let mut element = String::with_capacity(hop.forwarded.len() + host.map_or(0, |h| h.len() + 6));
+    element.push_str(&hop.forwarded);
     if let Some(host) = host {
         if let Ok(v) = HeaderValue::from_str(host) {
             headers.insert(X_FORWARDED_HOST.clone(), v);
@@ -93,16 +122,22 @@ pub(crate) fn set_forwarded(
             element.push_str(host);
         }
     }
-    let forwarded = match headers
-        .get(&header::FORWARDED)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prior) => format!("{prior}, {element}"),
-        None => element,
+    let forwarded = match headers.get(&header::FORWARDED) {
+        Some(prior) => joined(prior.as_bytes(), element.as_bytes()),
+        None => HeaderValue::from_str(&element).ok(),
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    if let Some(v) = forwarded {
         headers.insert(header::FORWARDED, v);
     }
+}
+
+/// `prior, next` as a header value.
+fn joined(prior: &[u8], next: &[u8]) -> Option<HeaderValue> {
+    let mut v = Vec::with_capacity(prior.len() + 2 + next.len());
+    v.extend_from_slice(prior);
+    v.extend_from_slice(b", ");
+    v.extend_from_slice(next);
+    HeaderValue::from_bytes(&v).ok()
 }
 
 /// The client's request id when it is a sane token, else `None`.
@@ -117,8 +152,14 @@ pub(crate) fn client_request_id(headers: &HeaderMap) -> Option<&str> {
 
 /// A new random request id: 32 hex digits.
 pub(crate) fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let n: u128 = rand::random();
-    format!("{n:032x}")
+    let mut id = String::with_capacity(32);
+    for b in n.to_be_bytes() {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    id
 }
 
 #[cfg(test)]
@@ -151,8 +192,7 @@ mod tests {
         h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         set_forwarded(
             &mut h,
-            "127.0.0.1".parse().unwrap(),
-            "https",
+            &Hop::new("127.0.0.1".parse().unwrap(), true),
             Some("api.example.com"),
         );
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
@@ -162,7 +202,7 @@ mod tests {
             h[header::FORWARDED],
             "for=127.0.0.1;proto=https;host=api.example.com"
         );
-        set_forwarded(&mut h, "::1".parse().unwrap(), "http", None);
+        set_forwarded(&mut h, &Hop::new("::1".parse().unwrap(), false), None);
         assert_eq!(
             h[header::FORWARDED],
             "for=127.0.0.1;proto=https;host=api.example.com, for=\"[::1]\";proto=http"

@@ -8,7 +8,7 @@ use faregate_core::{Problem, ProblemCode, RailKind};
 use faregate_rails::Credential;
 use http::{HeaderMap, HeaderName, header};
 
-use crate::config::{ApiKey, Route};
+use crate::config::{Access, ApiKey, Route};
 use crate::pipeline::Ctx;
 
 /// `PAYMENT-SIGNATURE` (x402 v2).
@@ -29,9 +29,18 @@ pub(crate) struct Caller {
 
 pub(crate) fn identify(
     ctx: &mut Ctx,
-    _route: &Route,
+    route: &Route,
     headers: &HeaderMap,
 ) -> Result<Caller, Problem> {
+    // An open route takes nobody's credentials: they pass to the upstream
+    // untouched, since they may be the upstream's own.
+    if route.access == Access::Anyone {
+        return Ok(Caller {
+            credential: Credential::None,
+            key: None,
+            key_header: None,
+        });
+    }
     let malformed = |what: &str| {
         Problem::new(
             ProblemCode::BadRequest,
@@ -39,7 +48,12 @@ pub(crate) fn identify(
         )
     };
     if let Some(v) = headers.get(&PAYMENT_SIGNATURE) {
-        let v = v.to_str().map_err(|_| malformed("PAYMENT-SIGNATURE"))?;
+        let v = v.to_str().map_err(|_| {
+            Problem::new(
+                ProblemCode::MalformedPayment,
+                "the PAYMENT-SIGNATURE header is not valid text",
+            )
+        })?;
         return Ok(Caller {
             credential: Credential::Payment(RailKind::X402, v.to_owned()),
             key: None,
@@ -63,16 +77,16 @@ pub(crate) fn identify(
             key_header = Some(&header::AUTHORIZATION);
         }
     }
-    if presented.is_none() {
-        if let Some(v) = headers.get(&X_API_KEY) {
-            presented = Some(
-                v.to_str()
-                    .map_err(|_| malformed("X-Api-Key"))?
-                    .trim()
-                    .to_owned(),
-            );
-            key_header = Some(&X_API_KEY);
-        }
+    if presented.is_none()
+        && let Some(v) = headers.get(&X_API_KEY)
+    {
+        presented = Some(
+            v.to_str()
+                .map_err(|_| malformed("X-Api-Key"))?
+                .trim()
+                .to_owned(),
+        );
+        key_header = Some(&X_API_KEY);
     }
     let Some(presented) = presented else {
         return Ok(Caller {

@@ -34,6 +34,6 @@ pub use config::{Config, ConfigError};
 pub use gateway::{BuildError, Gateway, GatewayBuilder, Snapshot};
 pub use metrics::Metrics;
 pub use path::{PathError, normalize};
-pub use pipeline::ConnInfo;
+pub use pipeline::{ConnInfo, decide};
 pub use respond::PROBLEM_PATH;
 pub use server::{bind, serve};

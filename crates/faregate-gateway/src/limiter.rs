@@ -3,7 +3,7 @@
 //! has passed carry no information and are swept when a shard grows.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 
 use faregate_core::{Gcra, GcraOutcome, UnixNanos};
 use parking_lot::Mutex;
@@ -21,11 +21,14 @@ pub(crate) enum CallerKey {
     Ip(std::net::IpAddr),
 }
 
+/// Arrival times by (route, caller).
+type Shard = HashMap<(std::sync::Arc<str>, CallerKey), UnixNanos>;
+
 /// The state of every rate limit.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     hasher: RandomState,
-    shards: Box<[Mutex<HashMap<(std::sync::Arc<str>, CallerKey), UnixNanos>>]>,
+    shards: Box<[Mutex<Shard>]>,
 }
 
 impl Default for Limiter {
@@ -47,9 +50,8 @@ impl Limiter {
         now: UnixNanos,
     ) -> GcraOutcome {
         let key = (route.clone(), caller);
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let shard = &self.shards[usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0)];
+        let hash = self.hasher.hash_one(&key);
+        let shard = &self.shards[usize::try_from(hash % SHARDS as u64).unwrap_or(0)];
         let mut map = shard.lock();
         let tat = map.get(&key).copied().unwrap_or(0);
         let outcome = gcra.check(tat, now);

@@ -1,7 +1,6 @@
 //! Stage 8, `observe`: one access-log line and the metrics of every request,
 //! refused or served.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -30,7 +29,7 @@ pub(crate) struct Record {
     route: Option<Arc<Route>>,
     metrics: Arc<RouteMetrics>,
     caller: Option<Arc<str>>,
-    client: IpAddr,
+    conn: crate::pipeline::ConnInfo,
     refusal: Option<ProblemCode>,
     tried: Vec<String>,
     error: Option<String>,
@@ -56,7 +55,7 @@ impl Record {
             route: ctx.route,
             metrics,
             caller: ctx.caller,
-            client: ctx.conn.peer,
+            conn: ctx.conn,
             refusal: ctx.refusal,
             tried: ctx.tried,
             error: ctx.error,
@@ -93,7 +92,7 @@ impl Record {
             bytes_in,
             bytes_out,
             caller: self.caller.as_deref(),
-            client: self.client,
+            client: self.conn.client_text(),
             decision: self.refusal.map_or("allow", ProblemCode::as_str),
             charge,
             complete,

@@ -28,6 +28,24 @@ pub struct ConnInfo {
     pub peer: IpAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// What this hop adds to forwarded headers, made once per connection.
+    pub(crate) hop: Arc<crate::headers::Hop>,
+}
+
+impl ConnInfo {
+    /// A connection from `peer`, over TLS or not.
+    pub fn new(peer: IpAddr, tls: bool) -> Self {
+        Self {
+            peer,
+            tls,
+            hop: Arc::new(crate::headers::Hop::new(peer, tls)),
+        }
+    }
+
+    /// The client's address as text.
+    pub(crate) fn client_text(&self) -> &str {
+        self.hop.client.to_str().unwrap_or("unknown")
+    }
 }
 
 /// Everything one request carries through the stages.
@@ -93,8 +111,34 @@ async fn stages(ctx: &mut Ctx, req: Request<Incoming>) -> Result<Response<Respon
     settle::before_head(ctx, response).await
 }
 
+/// Runs `route`, `identify`, `price` and `authorize` on a request head
+/// without forwarding it: what the gateway would decide, and for which
+/// route. Benchmarks measure the decision path through this.
+pub async fn decide<B>(
+    gw: &Arc<Gateway>,
+    req: &Request<B>,
+    conn: ConnInfo,
+) -> (Option<Arc<str>>, Decision) {
+    let mut ctx = Ctx::new(gw.clone(), req, conn);
+    let route = match route::route(&mut ctx, req) {
+        Ok(Target::Route(route)) => route,
+        Ok(Target::ProblemPage(_)) => return (None, Decision::Allow(Hold::NONE)),
+        Err(problem) => return (None, Decision::Deny(problem)),
+    };
+    let name = Some(route.name.clone());
+    let caller = match identify::identify(&mut ctx, &route, req.headers()) {
+        Ok(caller) => caller,
+        Err(problem) => return (name, Decision::Deny(problem)),
+    };
+    let price = price::price(&route, req);
+    (
+        name,
+        authorize::authorize(&mut ctx, &route, &caller, price, req).await,
+    )
+}
+
 impl Ctx {
-    fn new(gw: Arc<Gateway>, req: &Request<Incoming>, conn: ConnInfo) -> Self {
+    fn new<B>(gw: Arc<Gateway>, req: &Request<B>, conn: ConnInfo) -> Self {
         let request_id = crate::headers::client_request_id(req.headers())
             .map_or_else(crate::headers::new_request_id, str::to_owned);
         let started_unix = gw.clock.now();

@@ -54,10 +54,12 @@ pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Proble
         Problem::new(ProblemCode::InvalidPath, detail)
     })?;
     ctx.path = path.into_owned();
-    if let Some(code) = ctx.path.strip_prefix(PROBLEM_PATH) {
-        if let Some(code) = ProblemCode::from_code(code) {
-            return Ok(Target::ProblemPage(code));
-        }
+    if let Some(code) = ctx
+        .path
+        .strip_prefix(PROBLEM_PATH)
+        .and_then(ProblemCode::from_code)
+    {
+        return Ok(Target::ProblemPage(code));
     }
     match ctx.snap.config.routes.find(&host, &ctx.path, req.method()) {
         RouteMatch::Found(route) => {

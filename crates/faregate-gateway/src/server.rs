@@ -18,6 +18,10 @@ use tokio::sync::watch;
 use crate::gateway::Gateway;
 use crate::pipeline::{ConnInfo, pipeline};
 
+/// Header fields hyper parses per HTTP/1 request; `max_header_bytes` is the
+/// limit callers see, this only bounds the parser's work.
+const MAX_HEADER_FIELDS: usize = 512;
+
 /// Binds every listener of the gateway's config, in order.
 pub async fn bind(gw: &Gateway) -> std::io::Result<Vec<TcpListener>> {
     let mut out = Vec::new();
@@ -104,16 +108,18 @@ fn connection(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_headers(MAX_HEADER_FIELDS)
         .keep_alive(true);
+    // Leave room above our own limit, so that faregate, not hyper, refuses
+    // large heads with a problem document.
+    let header_list = u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(header_list)
         .max_concurrent_streams(256);
     let header_timeout = limits.header_read_timeout;
-    let conn = ConnInfo {
-        peer: peer.ip(),
-        tls: tls.is_some(),
-    };
+    let conn = ConnInfo::new(peer.ip(), tls.is_some());
     let gw2 = gw.clone();
     let service = service_fn(move |req| {
         let gw = gw2.clone();

@@ -33,6 +33,17 @@ pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::Serve
     Ok(Arc::new(config))
 }
 
+/// The certificates of a PEM file of roots; at least one.
+pub(crate) fn read_roots(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(file)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", file.display()));
+    }
+    Ok(certs)
+}
+
 /// The client config for HTTPS upstreams.
 pub(crate) fn client_config(trust: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
@@ -44,10 +55,7 @@ pub(crate) fn client_config(trust: &UpstreamTls) -> Result<rustls::ClientConfig,
         }
     }
     if let Some(file) = &trust.ca_file {
-        let certs = CertificateDer::pem_file_iter(file)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        for cert in certs {
+        for cert in read_roots(file)? {
             roots
                 .add(cert)
                 .map_err(|e| format!("bad root in {}: {e}", file.display()))?;

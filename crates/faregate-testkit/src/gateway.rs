@@ -109,6 +109,17 @@ impl TestGateway {
         }
     }
 
+    /// Waits until the access log holds a line matching `pred`.
+    pub async fn log_line(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        for _ in 0..500 {
+            if let Some(line) = self.log.lines().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no matching access-log line in {:?}", self.log.lines());
+    }
+
     /// Waits until the access log holds `n` lines (it is written by a thread).
     pub async fn log_lines(&self, n: usize) -> Vec<serde_json::Value> {
         for _ in 0..200 {

@@ -113,7 +113,7 @@ fn print_banner(gw: &str, admin: &str, key: &str, admin_token: &str) {
          \n\
          Try:\n\
          \x20 curl -i http://{gw}/demo/free                                   # free\n\
-         \x20 curl -i -H 'Authorization: Bearer {key}' http://{gw}/demo/paid   # a paid call (0.001 USD)\n\
+         \x20 curl -i -H 'Authorization: Bearer {key}' http://{gw}/demo/paid   # a priced route (0.001 USD): the key is checked; charging arrives with the credits ledger\n\
          \x20 curl -i http://{gw}/demo/paid                                   # refused: 401 problem+json, no key\n\
          \x20 curl -N -H 'Authorization: Bearer {key}' http://{gw}/demo/stream # 20 server-sent events\n\
          \x20 curl -i --data 'hello' http://{gw}/demo/echo                    # echoes the body\n\

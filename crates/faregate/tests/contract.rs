@@ -427,6 +427,17 @@ async fn a_402_carries_every_rails_offer_and_a_paid_request_is_settled() {
         "a fresh challenge comes with the refusal"
     );
 
+    // obs-text: valid HTTP, not text.
+    let mut binary = format!(
+        "GET /agents/inspect HTTP/1.1\r\nHost: {}\r\nPAYMENT-SIGNATURE: ",
+        gw.addr
+    )
+    .into_bytes();
+    binary.extend_from_slice(b"\xff\xfe\r\n\r\n");
+    let binary = parse_reply(&raw(gw.addr, &binary, Duration::from_secs(3)).await);
+    assert_eq!(binary.status, 400);
+    assert_eq!(binary.json()["code"], "malformed_payment");
+
     let paid = c
         .send(
             Request::get(gw.url("/agents/inspect"))
@@ -437,16 +448,15 @@ async fn a_402_carries_every_rails_offer_and_a_paid_request_is_settled() {
         .await;
     assert_eq!(paid.status, 200);
     assert_eq!(up.requests(), 1);
-    let lines = gw.log_lines(3).await;
-    let served = lines
-        .iter()
-        .find(|l| l["status"] == 200 && l["route"] == "agents")
-        .expect("the paid request is logged");
+    let served = gw
+        .log_line(|l| l["status"] == 200 && l["route"] == "agents")
+        .await;
     assert_eq!(
         served["charge"], "0.01 USD",
         "settled after the body: {served}"
     );
-    assert_eq!(lines[0]["decision"], "payment_required");
+    let first = gw.log_line(|l| l["route"] == "agents").await;
+    assert_eq!(first["decision"], "payment_required");
 }
 
 /// A rail that takes the credential `valid` and offers a fixed header.

@@ -134,8 +134,17 @@ async fn headers_are_cleaned_and_forwarded_hops_recorded() {
         .expect("a request id is echoed");
     assert_eq!(header(&seen, "x-request-id"), [id]);
 
-    let open = Client::http1().get(&gw.url("/inspect/o")).await.json();
+    // An open route takes no credential: the caller's own reaches the upstream.
+    let req = Request::get(gw.url("/inspect/o"))
+        .header("authorization", "Bearer upstream-own-token")
+        .body(Full::default())
+        .unwrap();
+    let open = Client::http1().send(req).await.json();
     assert_eq!(header(&open, "x-upstream-token"), ["internal"]);
+    assert_eq!(
+        header(&open, "authorization"),
+        ["Bearer upstream-own-token"]
+    );
 }
 
 #[tokio::test]

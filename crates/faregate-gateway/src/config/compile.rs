@@ -102,6 +102,11 @@ impl Compiler<'_> {
                 .map(|f| self.file("server.upstream_ca_file", f)),
             system_roots: raw.server.upstream_system_roots.unwrap_or(true),
         };
+        if let Some(file) = &upstream_tls.ca_file
+            && let Err(e) = tls::read_roots(file)
+        {
+            self.problem("server.upstream_ca_file", e);
+        }
         let public_url = raw.server.public_url.as_deref().map(|u| self.public_url(u));
         let names: Vec<&str> = raw.routes.iter().map(|r| r.name.as_str()).collect();
         let keys = self.keys(&raw.api_keys, &names);
@@ -186,10 +191,10 @@ impl Compiler<'_> {
                     .as_ref()
                     .map(|r| r.iter().map(|n| n.as_str().into()).collect()),
             };
-            if let Some(hash) = hash {
-                if table.by_hash.insert(hash, key).is_some() {
-                    self.problem(&path, "the same key is listed twice");
-                }
+            if let Some(hash) = hash
+                && table.by_hash.insert(hash, key).is_some()
+            {
+                self.problem(&path, "the same key is listed twice");
             }
         }
         table
@@ -258,13 +263,13 @@ impl Compiler<'_> {
                 Balance::RoundRobin
             }
         };
-        if let Some(prefix) = &r.strip_prefix {
-            if !prefix.starts_with('/') || prefix.ends_with('/') {
-                self.problem(
-                    format!("{path}.strip_prefix"),
-                    "must start with '/' and not end with '/'",
-                );
-            }
+        if let Some(prefix) = &r.strip_prefix
+            && (!prefix.starts_with('/') || prefix.ends_with('/'))
+        {
+            self.problem(
+                format!("{path}.strip_prefix"),
+                "must start with '/' and not end with '/'",
+            );
         }
         let price = match &r.price {
             None => Price::Free,

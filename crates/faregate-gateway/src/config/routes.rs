@@ -65,7 +65,7 @@ impl RouteTable {
         let index = self.routes.len();
         if let Some(prefix) = path.strip_suffix("/*") {
             self.prefixes.push((prefix.to_owned(), index));
-            self.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         } else {
             self.exact.entry(path.to_owned()).or_default().push(index);
         }

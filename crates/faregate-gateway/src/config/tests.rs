@@ -181,6 +181,15 @@ fn listeners_changes_need_a_restart_but_tls_files_must_exist() {
 }
 
 #[test]
+fn an_unreadable_upstream_ca_file_is_a_config_problem() {
+    let e = compile(&format!(
+        "[server]\nupstream_ca_file = \"/nonexistent/ca.pem\"\n{MINIMAL}"
+    ))
+    .unwrap_err();
+    assert_eq!(paths(&e), ["server.upstream_ca_file"]);
+}
+
+#[test]
 fn durations_parse() {
     use compile::parse_duration;
     use std::time::Duration;
