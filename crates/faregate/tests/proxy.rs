@@ -387,3 +387,62 @@ fn raw_client() -> hyper_util::client::legacy::Client<
 > {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
+
+#[tokio::test]
+async fn a_reload_does_not_drop_a_request_in_flight() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&config(&up)).await;
+    let url = gw.url("/slow/700");
+    let slow = tokio::spawn(async move { Client::http1().get(&url).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The new config drops every route but one; the request in flight keeps
+    // the snapshot it started with.
+    let text = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\nname = \"only\"\npath = \"/only\"\nupstreams = [\"{}\"]\n",
+        up.url()
+    );
+    let config =
+        faregate_gateway::config::load(&text, std::path::Path::new("."), &|_| None, &[]).unwrap();
+    gw.gw.reload(config).unwrap();
+    assert_eq!(
+        Client::http1().get(&gw.url("/slow/1")).await.status,
+        404,
+        "new requests see the new config"
+    );
+    let reply = slow.await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "slow");
+}
+
+#[tokio::test]
+async fn an_upstream_that_stalls_mid_body_is_cut_off_after_the_idle_timeout() {
+    let up = Upstream::start().await;
+    let text = format!(
+        "[limits]\nidle_timeout = \"300ms\"\n[[routes]]\nname = \"all\"\npath = \"/*\"\nupstreams = [\"{}\"]\n",
+        up.url()
+    );
+    let gw = TestGateway::start(&text).await;
+    let res = Client::http1()
+        .stream(
+            Request::get(gw.url("/stall"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "the head had already gone out");
+    let started = std::time::Instant::now();
+    let body = tokio::time::timeout(Duration::from_secs(5), res.into_body().collect())
+        .await
+        .expect("not left hanging");
+    assert!(
+        body.is_err(),
+        "the body is aborted, not ended as if complete"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let line = gw.log_line(|l| l["path"] == "/stall").await;
+    assert_eq!(line["complete"], false);
+    assert!(
+        line["error"].as_str().unwrap_or("").contains("idle"),
+        "{line}"
+    );
+}
