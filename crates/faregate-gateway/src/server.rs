@@ -22,6 +22,9 @@ use crate::pipeline::{ConnInfo, pipeline};
 /// limit callers see, this only bounds the parser's work.
 const MAX_HEADER_FIELDS: usize = 512;
 
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
+const H2_PING_EVERY: Duration = Duration::from_secs(30);
+
 /// Binds every listener of the gateway's config, in order.
 pub async fn bind(gw: &Gateway) -> std::io::Result<Vec<TcpListener>> {
     let mut out = Vec::new();
@@ -117,7 +120,11 @@ fn connection(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(header_list)
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(256)
+        // HTTP/2 connections have no head to time out on: ping idle ones so
+        // a vanished peer is noticed and its connection closed.
+        .keep_alive_interval(Some(H2_PING_EVERY))
+        .keep_alive_timeout(H2_PING_EVERY);
     let header_timeout = limits.header_read_timeout;
     let conn = ConnInfo::new(peer.ip(), tls.is_some());
     let gw2 = gw.clone();
