@@ -155,4 +155,28 @@ mod tests {
         assert_eq!(normalize("/a%00"), Err(PathError::BadEscape));
         assert_eq!(normalize("a/b"), Err(PathError::NotAbsolute));
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends, a normalized path is a fixed point with no
+        /// dot segments, no empty segments, and only escapes that must stay.
+        #[test]
+        fn normalized_paths_are_canonical(segments in proptest::collection::vec("(\\.|\\.\\.|%2[eEfF]|%41|%7e|%zz|%|a|b/c|[a-z]{1,3}|)", 0..8)) {
+            let path = format!("/{}", segments.join("/"));
+            if let Ok(n) = normalize(&path) {
+                proptest::prop_assert!(n.starts_with('/'));
+                let again = normalize(&n).unwrap().into_owned();
+                proptest::prop_assert_eq!(again.as_str(), n.as_ref(), "idempotent");
+                let inner = n.trim_end_matches('/');
+                for seg in inner.split('/').skip(1) {
+                    proptest::prop_assert!(seg != "." && seg != ".." && !seg.is_empty(), "segment {:?} in {}", seg, n);
+                }
+                for (i, _) in n.match_indices('%') {
+                    let esc = &n[i + 1..i + 3];
+                    proptest::prop_assert!(esc.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()), "{}", n);
+                    let v = u8::from_str_radix(esc, 16).unwrap();
+                    proptest::prop_assert!(!is_unreserved(v), "unreserved {} left escaped in {}", esc, n);
+                }
+            }
+        }
+    }
 }

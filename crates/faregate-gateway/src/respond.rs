@@ -72,6 +72,23 @@ pub(crate) fn challenge(ctx: &mut Ctx, challenge: Challenge) -> Response<Respons
     response
 }
 
+/// A 500 for a request whose pipeline failed outright: no detail, a fresh
+/// request id to find it in the operator's log.
+pub(crate) fn internal_error() -> Response<ResponseBody> {
+    let id = crate::headers::new_request_id();
+    tracing::error!(request_id = %id, "the request pipeline panicked; answered 500");
+    let body = Problem::from_code(ProblemCode::InternalError).to_json(PROBLEM_PATH, &id);
+    let mut response = Response::new(ResponseBody::full(body));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, PROBLEM_JSON.clone());
+    headers.insert(header::CACHE_CONTROL, NO_STORE.clone());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert(crate::headers::X_REQUEST_ID.clone(), v);
+    }
+    response
+}
+
 /// The HTML page explaining `code`.
 pub(crate) fn problem_page(code: ProblemCode) -> Response<ResponseBody> {
     let page = format!(

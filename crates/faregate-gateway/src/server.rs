@@ -4,10 +4,14 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::Response;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -15,12 +19,35 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::body::ResponseBody;
 use crate::gateway::Gateway;
 use crate::pipeline::{ConnInfo, pipeline};
 
 /// Header fields hyper parses per HTTP/1 request; `max_header_bytes` is the
 /// limit callers see, this only bounds the parser's work.
 const MAX_HEADER_FIELDS: usize = 512;
+
+pin_project_lite::pin_project! {
+    /// Runs the pipeline; a panic inside it (a bug, perhaps in a rail)
+    /// becomes a 500 with no detail, and the connection lives on.
+    struct CatchPanic<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future<Output = Response<ResponseBody>>> Future for CatchPanic<F> {
+    type Output = Response<ResponseBody>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(polled) => polled,
+            // The inner future is never polled again.
+            Err(_) => Poll::Ready(crate::respond::internal_error()),
+        }
+    }
+}
 
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
 const H2_PING_EVERY: Duration = Duration::from_secs(30);
@@ -131,7 +158,14 @@ fn connection(
     let service = service_fn(move |req| {
         let gw = gw2.clone();
         let conn = conn.clone();
-        async move { Ok::<_, Infallible>(pipeline(gw, req, conn).await) }
+        async move {
+            Ok::<_, Infallible>(
+                CatchPanic {
+                    inner: pipeline(gw, req, conn),
+                }
+                .await,
+            )
+        }
     });
     gw.metrics.connections_total.fetch_add(1, Relaxed);
     gw.metrics.connections_open.fetch_add(1, Relaxed);

@@ -459,7 +459,38 @@ async fn a_402_carries_every_rails_offer_and_a_paid_request_is_settled() {
     assert_eq!(first["decision"], "payment_required");
 }
 
-/// A rail that takes the credential `valid` and offers a fixed header.
+#[tokio::test]
+async fn a_panic_in_the_pipeline_is_a_500_without_detail() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start_with(&config(&up, ""), |b| {
+        b.rail(Arc::new(TestRail(RailKind::X402)))
+    })
+    .await;
+    let c = Client::http1();
+    let req = Request::get(gw.url("/agents/inspect"))
+        .header("payment-signature", "panic")
+        .body(Full::default())
+        .unwrap();
+    let reply = c.send(req).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    let p = reply.json();
+    assert_eq!(p["code"], "internal_error");
+    assert!(
+        !reply.text().contains("a bug in a rail"),
+        "no internals leak: {p}"
+    );
+    assert_eq!(p["instance"].as_str(), reply.header("x-request-id"));
+    // The gateway, and the client's pooled connection, carry on.
+    assert_eq!(c.get(&gw.url("/open/inspect")).await.status, 200);
+    assert_eq!(up.requests(), 1);
+}
+
+/// A rail that takes the credential `valid`, panics on `panic`, and offers
+/// a fixed header.
 #[derive(Debug)]
 struct TestRail(RailKind);
 
@@ -475,6 +506,7 @@ impl Rail for TestRail {
     fn authorize<'a>(&'a self, req: &'a RailRequest<'a>) -> BoxFuture<'a, Decision> {
         Box::pin(async move {
             match req.credential {
+                Credential::Payment(_, v) if v == "panic" => panic!("a bug in a rail"),
                 Credential::Payment(_, v) if v == "valid" => Decision::Allow(Hold {
                     rail: Some(self.0),
                     amount: req.price.amount(),

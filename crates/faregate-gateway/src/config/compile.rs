@@ -2,20 +2,19 @@
 //! its field path before giving up.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use faregate_core::{Gcra, Price, RailKind};
-use http::{HeaderName, HeaderValue, Method, Uri};
+use faregate_core::RailKind;
+use http::Uri;
 
-use super::raw::{RawAccess, RawApiKey, RawConfig, RawLimits, RawRoute};
-use super::routes::HostMatch;
+use super::raw::{RawApiKey, RawConfig, RawLimits, RawRoute};
 use super::{
-    Access, Admin, ApiKey, Balance, Config, ConfigError, KeyTable, Limits, Listener, RateKey,
-    RateLimit, Route, RouteTable, Upstream, UpstreamTls,
+    Admin, ApiKey, Config, ConfigError, KeyTable, Limits, Listener, RouteTable, UpstreamTls,
 };
 use crate::tls;
+
+mod route;
 
 /// Reads and compiles the config file at `path`. `env` resolves `$VAR`
 /// secrets; `rails` are the payment rails this build provides.
@@ -223,189 +222,6 @@ impl Compiler<'_> {
         table
     }
 
-    fn route(&mut self, path: &str, index: usize, r: &RawRoute, defaults: &Limits) -> Route {
-        let methods = r.methods.as_ref().map(|ms| {
-            ms.iter()
-                .enumerate()
-                .filter_map(|(j, m)| {
-                    let upper = m.to_ascii_uppercase();
-                    Method::from_bytes(upper.as_bytes())
-                        .map_err(|_| {
-                            self.problem(
-                                format!("{path}.methods[{j}]"),
-                                format!("not an HTTP method: {m:?}"),
-                            )
-                        })
-                        .ok()
-                })
-                .collect()
-        });
-        if r.upstreams.is_empty() {
-            self.problem(
-                format!("{path}.upstreams"),
-                "at least one upstream URL is needed",
-            );
-        }
-        let upstreams = r
-            .upstreams
-            .iter()
-            .enumerate()
-            .filter_map(|(j, u)| self.upstream(&format!("{path}.upstreams[{j}]"), u))
-            .collect();
-        let balance = match r.balance.as_deref() {
-            None | Some("round_robin") => Balance::RoundRobin,
-            Some("failover") => Balance::Failover,
-            Some(other) => {
-                self.problem(
-                    format!("{path}.balance"),
-                    format!("expected \"round_robin\" or \"failover\", got {other:?}"),
-                );
-                Balance::RoundRobin
-            }
-        };
-        if let Some(prefix) = &r.strip_prefix
-            && (!prefix.starts_with('/') || prefix.ends_with('/'))
-        {
-            self.problem(
-                format!("{path}.strip_prefix"),
-                "must start with '/' and not end with '/'",
-            );
-        }
-        let price = match &r.price {
-            None => Price::Free,
-            Some(p) => p.parse().unwrap_or_else(|e| {
-                self.problem(format!("{path}.price"), e);
-                Price::Free
-            }),
-        };
-        let access = self.access(path, r.access.as_ref(), price);
-        let limits = match &r.limits {
-            Some(l) => {
-                let gateway_wide = [
-                    ("header_read_timeout", l.header_read_timeout.is_some()),
-                    ("connect_timeout", l.connect_timeout.is_some()),
-                    ("drain_timeout", l.drain_timeout.is_some()),
-                    ("pool_idle_timeout", l.pool_idle_timeout.is_some()),
-                    ("max_header_bytes", l.max_header_bytes.is_some()),
-                    ("max_uri_bytes", l.max_uri_bytes.is_some()),
-                ];
-                for (name, _) in gateway_wide.iter().filter(|(_, set)| *set) {
-                    self.problem(
-                        format!("{path}.limits.{name}"),
-                        "this limit is gateway-wide: set it in [limits]",
-                    );
-                }
-                self.limits(&format!("{path}.limits"), l, defaults)
-            }
-            None => defaults.clone(),
-        };
-        let rate_limit = r.rate_limit.as_ref().and_then(|rl| {
-            let p = format!("{path}.rate_limit");
-            let per = match rl.per.as_deref() {
-                None | Some("key") => RateKey::Key,
-                Some("ip") => RateKey::Ip,
-                Some(other) => {
-                    self.problem(
-                        format!("{p}.per"),
-                        format!("expected \"key\" or \"ip\", got {other:?}"),
-                    );
-                    RateKey::Key
-                }
-            };
-            let period = self.duration(&format!("{p}.period"), &rl.period)?;
-            let Some(requests) = NonZeroU32::new(rl.requests) else {
-                self.problem(format!("{p}.requests"), "must be at least 1");
-                return None;
-            };
-            let Some(burst) = NonZeroU32::new(rl.burst.unwrap_or(rl.requests)) else {
-                self.problem(format!("{p}.burst"), "must be at least 1");
-                return None;
-            };
-            let gcra = Gcra::try_new(requests, period, burst)
-                .map_err(|e| self.problem(format!("{p}.period"), e))
-                .ok()?;
-            Some(RateLimit { per, gcra })
-        });
-        let upstream_headers = r
-            .upstream_headers
-            .iter()
-            .filter_map(|(name, value)| {
-                let p = format!("{path}.upstream_headers.{name}");
-                let value = self.secret(&p, value)?;
-                match (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(&value),
-                ) {
-                    (Ok(n), Ok(v)) => Some((n, v)),
-                    _ => {
-                        self.problem(p, "not a valid header name and value");
-                        None
-                    }
-                }
-            })
-            .collect();
-        Route {
-            index,
-            name: r.name.as_str().into(),
-            methods,
-            upstreams,
-            balance,
-            strip_prefix: r.strip_prefix.clone(),
-            preserve_host: r.preserve_host.unwrap_or(false),
-            price,
-            access,
-            rate_limit,
-            limits,
-            upstream_headers,
-        }
-    }
-
-    fn access(&mut self, path: &str, raw: Option<&RawAccess>, price: Price) -> Access {
-        let p = format!("{path}.access");
-        let access = match raw {
-            None => {
-                if price.amount().is_some() {
-                    Access::ApiKey
-                } else {
-                    Access::Anyone
-                }
-            }
-            Some(RawAccess::Word(w)) if w == "anyone" => Access::Anyone,
-            Some(RawAccess::Word(w)) if w == "api_key" => Access::ApiKey,
-            Some(RawAccess::Word(w)) => {
-                self.problem(
-                    &p,
-                    format!("expected \"anyone\", \"api_key\" or a list of rails, got {w:?}"),
-                );
-                Access::Anyone
-            }
-            Some(RawAccess::Rails(list)) => {
-                let mut rails = Vec::new();
-                for (j, name) in list.iter().enumerate() {
-                    match name.parse::<RailKind>() {
-                        Ok(rail) if self.rails.contains(&rail) => rails.push(rail),
-                        Ok(rail) => self.problem(
-                            format!("{p}[{j}]"),
-                            format!("the {rail} rail is not available in this build"),
-                        ),
-                        Err(e) => self.problem(format!("{p}[{j}]"), e),
-                    }
-                }
-                if list.is_empty() {
-                    self.problem(
-                        &p,
-                        "an empty rail list lets nobody in; use \"anyone\" for a free route",
-                    );
-                }
-                Access::Rails(rails)
-            }
-        };
-        if access == Access::Anyone && price.amount().is_some() {
-            self.problem(&p, "a priced route cannot be open to anyone: use \"api_key\" or a rail list, or make it free");
-        }
-        access
-    }
-
     fn limits(&mut self, path: &str, raw: &RawLimits, base: &Limits) -> Limits {
         let mut dur = |name: &str, v: &Option<String>, d: Duration| {
             v.as_deref()
@@ -501,63 +317,6 @@ impl Compiler<'_> {
                 );
                 String::new()
             }
-        }
-    }
-
-    fn upstream(&mut self, path: &str, text: &str) -> Option<Upstream> {
-        let bad = |c: &mut Self, why: &str| {
-            c.problem(path, format!("{why}: {text:?}"));
-            None
-        };
-        let Ok(uri) = text.parse::<Uri>() else {
-            return bad(self, "not a URL");
-        };
-        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
-            return bad(self, "expected an absolute http:// or https:// URL");
-        };
-        if scheme != &http::uri::Scheme::HTTP && scheme != &http::uri::Scheme::HTTPS {
-            return bad(self, "only http and https upstreams are supported");
-        }
-        if uri.query().is_some() {
-            return bad(self, "an upstream URL cannot carry a query");
-        }
-        Some(Upstream {
-            scheme: scheme.clone(),
-            authority: authority.clone(),
-            base_path: uri.path().trim_end_matches('/').to_owned(),
-        })
-    }
-
-    fn host_match(&mut self, path: &str, host: Option<&str>) -> HostMatch {
-        let Some(host) = host else {
-            return HostMatch::Any;
-        };
-        let valid = |h: &str| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        };
-        if let Some(rest) = host.strip_prefix("*.") {
-            if valid(rest) {
-                return HostMatch::Suffix(format!(".{}", rest.to_ascii_lowercase()));
-            }
-        } else if valid(host) {
-            return HostMatch::Exact(host.to_ascii_lowercase());
-        }
-        self.problem(
-            path,
-            format!("expected a host name or *.domain, got {host:?}"),
-        );
-        HostMatch::Any
-    }
-
-    fn path_pattern(&mut self, path: &str, pattern: &str) {
-        let body = pattern.strip_suffix("/*").unwrap_or(pattern);
-        let ok = pattern.starts_with('/')
-            && !body.contains('*')
-            && (body.is_empty() || crate::path::normalize(body).is_ok_and(|n| n == body));
-        if !ok {
-            self.problem(path, format!("expected a normalized path such as \"/a/b\" or a prefix \"/a/*\", got {pattern:?}"));
         }
     }
 }
