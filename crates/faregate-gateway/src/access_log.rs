@@ -10,9 +10,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::Serialize;
 
 use crate::metrics::Metrics;
+
+mod line;
 
 /// How often the writer thread writes out what has been logged.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
@@ -20,7 +21,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(20);
 const MAX_BUFFER: usize = 16 * 1024 * 1024;
 
 /// One request's line.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub(crate) struct Entry<'a> {
     /// RFC 3339 UTC time the request arrived.
     pub time: Rfc3339,
@@ -37,7 +38,6 @@ pub(crate) struct Entry<'a> {
     /// Status the upstream sent, if it was reached.
     pub upstream_status: Option<u16>,
     /// Upstreams tried, in order.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub upstreams: &'a [String],
     /// Microseconds from request head to the end of the response.
     pub duration_us: u64,
@@ -56,7 +56,6 @@ pub(crate) struct Entry<'a> {
     /// Whether the response body reached the client whole.
     pub complete: bool,
     /// What went wrong, for the operator (never sent to the caller).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
 }
 
@@ -141,9 +140,7 @@ impl AccessLog {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if serde_json::to_writer(&mut *buffer, entry).is_ok() {
-            buffer.push(b'\n');
-        }
+        line::write(&mut buffer, entry);
     }
 
     /// Writes out everything logged so far (at shutdown, so nothing is lost).
@@ -158,14 +155,14 @@ impl AccessLog {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rfc3339(pub(crate) u64);
 
-impl std::fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Rfc3339 {
+    /// Appends the time to `out`, formatting the date only once per second
+    /// per thread: most lines share their second with the previous one.
+    pub(crate) fn push(self, out: &mut Vec<u8>) {
         thread_local! {
-            // The last second formatted on this thread: most lines share it.
             static LAST: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
         }
         let secs = self.0 / 1_000_000_000;
-        let millis = (self.0 / 1_000_000) % 1_000;
         let (cached, mut date) = LAST.get();
         if cached != secs {
             let days = i64::try_from(secs / 86_400).unwrap_or(0);
@@ -173,21 +170,34 @@ impl std::fmt::Display for Rfc3339 {
             let (y, m, d) = civil_from_days(days);
             let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
             let text = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}");
-            if text.len() != date.len() {
+            match <[u8; 19]>::try_from(text.as_bytes()) {
+                Ok(bytes) => {
+                    date = bytes;
+                    LAST.set((secs, date));
+                }
                 // Years past 9999: not worth caching.
-                return write!(f, "{text}.{millis:03}Z");
+                Err(_) => {
+                    out.extend_from_slice(text.as_bytes());
+                    return push_millis(out, self.0);
+                }
             }
-            date.copy_from_slice(text.as_bytes());
-            LAST.set((secs, date));
         }
-        f.write_str(std::str::from_utf8(&date).map_err(|_| std::fmt::Error)?)?;
-        write!(f, ".{millis:03}Z")
+        out.extend_from_slice(&date);
+        push_millis(out, self.0);
     }
 }
 
-impl Serialize for Rfc3339 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+fn push_millis(out: &mut Vec<u8>, unix_nanos: u64) {
+    let ms = (unix_nanos / 1_000_000) % 1_000;
+    let digit = |n: u64| b'0' + u8::try_from(n % 10).unwrap_or(0);
+    out.extend_from_slice(&[b'.', digit(ms / 100), digit(ms / 10), digit(ms), b'Z']);
+}
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = Vec::with_capacity(24);
+        self.push(&mut text);
+        f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
     }
 }
 
