@@ -172,7 +172,7 @@ fn prepare_headers(ctx: &Ctx, route: &Route, caller: &Caller, headers: &mut http
         headers.remove(header::HOST);
     }
     set_forwarded(headers, &ctx.conn.hop, authority);
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+    if let Some(v) = ctx.request_id_header.clone() {
         headers.insert(X_REQUEST_ID.clone(), v);
     }
     for (name, value) in &route.upstream_headers {

@@ -42,27 +42,36 @@ fn hop_by_hop() -> [&'static HeaderName; 9] {
 
 /// Removes hop-by-hop headers, including those `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names is cheaper than
-    // nine hash lookups.
+    // One pass over the names finds which are present: most messages carry
+    // none, and the rest (an upstream's `Connection: keep-alive`) one or two.
     let hops = hop_by_hop();
-    if !headers.keys().any(|name| hops.contains(&name)) {
+    let mut present = [false; 9];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = hops.iter().position(|h| *h == name) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
         return;
     }
-    if let Some(conn) = headers.get(&header::CONNECTION) {
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
+    // Headers that `Connection` names, beyond the standard ones removed below.
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(&header::CONNECTION) {
+        for token in value.to_str().unwrap_or("").split(',').map(str::trim) {
+            let standard = token.eq_ignore_ascii_case("close")
+                || hops.iter().any(|h| h.as_str().eq_ignore_ascii_case(token));
+            if !standard && let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                named.push(name);
+            }
         }
     }
-    for name in hop_by_hop() {
-        if headers.contains_key(name) {
-            headers.remove(name);
-        }
+    for name in named {
+        headers.remove(name);
+    }
+    for (name, _) in hops.iter().zip(present).filter(|(_, p)| *p) {
+        headers.remove(*name);
     }
 }
 

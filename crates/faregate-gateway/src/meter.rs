@@ -49,7 +49,7 @@ pub(crate) fn finish_with(
 }
 
 fn common_headers(ctx: &Ctx, headers: &mut HeaderMap) {
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+    if let Some(v) = ctx.request_id_header.clone() {
         headers.insert(X_REQUEST_ID.clone(), v);
     }
     if let Some((limit, remaining, reset)) = ctx.rate {

@@ -54,6 +54,8 @@ pub(crate) struct Ctx {
     pub(crate) gw: Arc<Gateway>,
     pub(crate) snap: Arc<Snapshot>,
     pub(crate) request_id: String,
+    /// The request id as a header value, made once for both directions.
+    pub(crate) request_id_header: Option<http::HeaderValue>,
     pub(crate) started: std::time::Instant,
     pub(crate) started_unix: u64,
     pub(crate) method: Method,
@@ -145,6 +147,7 @@ impl Ctx {
         Self {
             snap: gw.snapshot(),
             gw,
+            request_id_header: http::HeaderValue::from_str(&request_id).ok(),
             request_id,
             started: std::time::Instant::now(),
             started_unix,

@@ -25,64 +25,61 @@ pub(crate) enum Target {
 
 pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Problem> {
     let authority = authority(req)?;
-    let host = host_of(&authority).to_owned();
+    let host_len = host_of(&authority).len();
     ctx.authority = Some(authority);
     let limits = &ctx.snap.config.limits;
     let uri = req.uri();
     let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len as u64 > limits.max_uri_bytes {
-        return Err(Problem::new(
-            ProblemCode::UriTooLong,
-            format!(
-                "the request target is longer than {} bytes",
-                limits.max_uri_bytes
-            ),
-        ));
+        let detail = format!(
+            "the request target is longer than {} bytes",
+            limits.max_uri_bytes
+        );
+        return Err(Problem::new(ProblemCode::UriTooLong, detail));
     }
     if header_bytes(req.headers()) > limits.max_header_bytes {
-        return Err(Problem::new(
-            ProblemCode::HeadersTooLarge,
-            format!("request headers exceed {} bytes", limits.max_header_bytes),
-        ));
+        let detail = format!("request headers exceed {} bytes", limits.max_header_bytes);
+        return Err(Problem::new(ProblemCode::HeadersTooLarge, detail));
     }
-    let path = normalize(uri.path()).map_err(|e| {
-        let detail = match e {
-            PathError::BadEscape => "the path has invalid percent-encoding",
-            PathError::AboveRoot => "the path climbs above the root with '..'",
-            PathError::NotAbsolute => "the path must start with '/'",
-        };
-        Problem::new(ProblemCode::InvalidPath, detail)
-    })?;
-    ctx.path = path.into_owned();
-    if let Some(code) = ctx
-        .path
+    let path = normalize(uri.path())
+        .map_err(|e| {
+            let detail = match e {
+                PathError::BadEscape => "the path has invalid percent-encoding",
+                PathError::AboveRoot => "the path climbs above the root with '..'",
+                PathError::NotAbsolute => "the path must start with '/'",
+            };
+            Problem::new(ProblemCode::InvalidPath, detail)
+        })?
+        .into_owned();
+    if let Some(code) = path
         .strip_prefix(PROBLEM_PATH)
         .and_then(ProblemCode::from_code)
     {
+        ctx.path = path;
         return Ok(Target::ProblemPage(code));
     }
-    match ctx.snap.config.routes.find(&host, &ctx.path, req.method()) {
-        RouteMatch::Found(route) => {
-            ctx.route = Some(route.clone());
-            Ok(Target::Route(route.clone()))
-        }
+    let host = ctx.authority.as_deref().map_or("", |a| &a[..host_len]);
+    let found = match ctx.snap.config.routes.find(host, &path, req.method()) {
+        RouteMatch::Found(route) => Ok(route.clone()),
         RouteMatch::MethodNotAllowed(allowed) => {
             let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
-            Err(Problem::new(
-                ProblemCode::MethodNotAllowed,
-                format!(
-                    "{} is not allowed here; allowed: {}",
-                    req.method(),
-                    list.join(", ")
-                ),
-            )
-            .with_extension("allow", list.into()))
+            let detail = format!(
+                "{} is not allowed here; allowed: {}",
+                req.method(),
+                list.join(", ")
+            );
+            Err(Problem::new(ProblemCode::MethodNotAllowed, detail)
+                .with_extension("allow", list.into()))
         }
         RouteMatch::NotFound => Err(Problem::new(
             ProblemCode::RouteNotFound,
-            format!("no route for {}", ctx.path),
+            format!("no route for {path}"),
         )),
-    }
+    };
+    ctx.path = path;
+    let route = found?;
+    ctx.route = Some(route.clone());
+    Ok(Target::Route(route))
 }
 
 /// The host part of an authority (`[::1]:80` -> `[::1]`, `a:80` -> `a`).
@@ -110,22 +107,42 @@ fn authority<B>(req: &Request<B>) -> Result<String, Problem> {
     if hosts.next().is_some() {
         return Err(invalid("the request has more than one Host header"));
     }
-    let text = match (req.uri().authority(), first) {
-        (Some(a), _) => a.as_str().to_owned(),
-        (None, Some(h)) => h
-            .to_str()
-            .map_err(|_| invalid("the Host header is not ASCII"))?
-            .to_owned(),
+    let (text, parsed) = match (req.uri().authority(), first) {
+        (Some(a), _) => (a.as_str(), true),
+        (None, Some(h)) => (
+            h.to_str()
+                .map_err(|_| invalid("the Host header is not ASCII"))?,
+            false,
+        ),
         (None, None) => return Err(invalid("the request has no Host header")),
     };
-    let valid = !text.is_empty()
-        && !text.contains('@')
+    let chars_ok = !text.is_empty()
         && text
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
-        && text.parse::<http::uri::Authority>().is_ok();
-    if !valid {
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
+    if !chars_ok
+        || !(parsed || plain_authority(text) || text.parse::<http::uri::Authority>().is_ok())
+    {
         return Err(invalid("the Host header is not a valid host[:port]"));
     }
-    Ok(text.to_ascii_lowercase())
+    let mut owned = text.to_owned();
+    owned.make_ascii_lowercase();
+    Ok(owned)
+}
+
+/// `name` or `name:port` with no brackets: checked here without parsing
+/// (and allocating) a full `Authority`, which the rare IPv6 literal gets.
+fn plain_authority(text: &str) -> bool {
+    if text.contains('[') || text.contains(']') {
+        return false;
+    }
+    match text.split_once(':') {
+        None => true,
+        Some((host, port)) => {
+            !host.is_empty()
+                && (1..=5).contains(&port.len())
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u16>().is_ok()
+        }
+    }
 }

@@ -8,21 +8,26 @@ use super::Entry;
 
 /// Appends `entry` as one JSON object and a newline.
 pub(super) fn write(out: &mut Vec<u8>, e: &Entry<'_>) {
+    out.reserve(384);
     out.extend_from_slice(b"{\"time\":\"");
     e.time.push(out);
-    out.push(b'"');
-    field_str(out, "request_id", e.request_id);
-    field_opt_str(out, "route", e.route);
-    field_str(out, "method", e.method);
-    field_str(out, "path", e.path);
-    field_u64(out, "status", u64::from(e.status));
+    out.extend_from_slice(b"\",\"request_id\":");
+    string(out, e.request_id);
+    out.extend_from_slice(b",\"route\":");
+    opt_string(out, e.route);
+    out.extend_from_slice(b",\"method\":");
+    string(out, e.method);
+    out.extend_from_slice(b",\"path\":");
+    string(out, e.path);
+    out.extend_from_slice(b",\"status\":");
+    number(out, u64::from(e.status));
+    out.extend_from_slice(b",\"upstream_status\":");
     match e.upstream_status {
-        Some(s) => field_u64(out, "upstream_status", u64::from(s)),
-        None => field_raw(out, "upstream_status", b"null"),
+        Some(s) => number(out, u64::from(s)),
+        None => out.extend_from_slice(b"null"),
     }
     if !e.upstreams.is_empty() {
-        key(out, "upstreams");
-        out.push(b'[');
+        out.extend_from_slice(b",\"upstreams\":[");
         for (i, u) in e.upstreams.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -31,48 +36,43 @@ pub(super) fn write(out: &mut Vec<u8>, e: &Entry<'_>) {
         }
         out.push(b']');
     }
-    field_u64(out, "duration_us", e.duration_us);
-    field_u64(out, "bytes_in", e.bytes_in);
-    field_u64(out, "bytes_out", e.bytes_out);
-    field_opt_str(out, "caller", e.caller);
-    field_str(out, "client", e.client);
-    field_str(out, "decision", e.decision);
+    out.extend_from_slice(b",\"duration_us\":");
+    number(out, e.duration_us);
+    out.extend_from_slice(b",\"bytes_in\":");
+    number(out, e.bytes_in);
+    out.extend_from_slice(b",\"bytes_out\":");
+    number(out, e.bytes_out);
+    out.extend_from_slice(b",\"caller\":");
+    opt_string(out, e.caller);
+    out.extend_from_slice(b",\"client\":");
+    string(out, e.client);
+    out.extend_from_slice(b",\"decision\":");
+    string(out, e.decision);
+    out.extend_from_slice(b",\"charge\":");
     match e.charge {
-        Some(m) => field_str(out, "charge", &m.to_string()),
-        None => field_raw(out, "charge", b"null"),
+        Some(m) => string(out, &m.to_string()),
+        None => out.extend_from_slice(b"null"),
     }
-    field_raw(out, "complete", if e.complete { b"true" } else { b"false" });
+    out.extend_from_slice(if e.complete {
+        b",\"complete\":true"
+    } else {
+        b",\"complete\":false"
+    });
     if let Some(error) = e.error {
-        field_str(out, "error", error);
+        out.extend_from_slice(b",\"error\":");
+        string(out, error);
     }
     out.extend_from_slice(b"}\n");
 }
 
-fn key(out: &mut Vec<u8>, name: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\":");
-}
-
-fn field_raw(out: &mut Vec<u8>, name: &str, raw: &[u8]) {
-    key(out, name);
-    out.extend_from_slice(raw);
-}
-
-fn field_str(out: &mut Vec<u8>, name: &str, value: &str) {
-    key(out, name);
-    string(out, value);
-}
-
-fn field_opt_str(out: &mut Vec<u8>, name: &str, value: Option<&str>) {
+fn opt_string(out: &mut Vec<u8>, value: Option<&str>) {
     match value {
-        Some(v) => field_str(out, name, v),
-        None => field_raw(out, name, b"null"),
+        Some(v) => string(out, v),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
-fn field_u64(out: &mut Vec<u8>, name: &str, mut n: u64) {
-    key(out, name);
+fn number(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -86,35 +86,42 @@ fn field_u64(out: &mut Vec<u8>, name: &str, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
-/// A JSON string: quotes, backslashes and control characters escaped
-/// (RFC 8259 §7); everything else, UTF-8 included, passes as it is.
+/// Whether `b` must be escaped in a JSON string (RFC 8259 §7).
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// A JSON string: quotes, backslashes and control characters escaped;
+/// everything else, UTF-8 included, passes as it is.
 fn string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.push(b'"');
+    if !bytes.iter().copied().any(needs_escape) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => &[],
-            _ => continue,
-        };
+        if !needs_escape(b) {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            out.extend_from_slice(&[
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.extend_from_slice(&[
                 b'\\',
                 b'u',
                 b'0',
                 b'0',
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 15)],
-            ]);
-        } else {
-            out.extend_from_slice(escape);
+            ]),
         }
         start = i + 1;
     }
@@ -151,8 +158,8 @@ mod tests {
     fn numbers_are_written_in_full() {
         for n in [0, 7, 10, 12_345, u64::MAX] {
             let mut out = Vec::new();
-            field_u64(&mut out, "n", n);
-            assert_eq!(String::from_utf8(out).unwrap(), format!(",\"n\":{n}"));
+            number(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
         }
     }
 }
