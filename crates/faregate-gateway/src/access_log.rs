@@ -250,10 +250,10 @@ mod tests {
         let log = AccessLog::to_writer(Box::new(sink.clone()), Arc::default());
         let entry = Entry {
             time: Rfc3339(0),
-            request_id: "r\"1",
+            request_id: "r-1",
             route: None,
             method: "GET",
-            path: "/",
+            path: "/a\"b\\c",
             status: 200,
             upstream_status: None,
             upstreams: &[],
@@ -276,7 +276,8 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0]["request_id"], "r\"1");
+        assert_eq!(lines[0]["request_id"], "r-1");
+        assert_eq!(lines[0]["path"], "/a\"b\\c");
         assert_eq!(lines[0]["client"], "127.0.0.1");
         assert_eq!(lines[0]["time"], "1970-01-01T00:00:00.000Z");
     }

@@ -80,6 +80,13 @@ pub(crate) async fn forward(
         } else {
             std::mem::take(&mut parts.headers)
         };
+        if !route.preserve_host {
+            // Set here rather than left to the client, which would build it
+            // from the URI on every request.
+            upstream_req
+                .headers_mut()
+                .insert(header::HOST, upstream.host_header.clone());
+        }
         ctx.tried.push(upstream.authority.to_string());
         match first_byte(ctx, route, snap.client.request(upstream_req)).await {
             Ok(Ok(response)) => {

@@ -218,10 +218,23 @@ impl Compiler<'_> {
         if uri.query().is_some() {
             return bad(self, "an upstream URL cannot carry a query");
         }
+        let default_port = if scheme == &http::uri::Scheme::HTTPS {
+            443
+        } else {
+            80
+        };
+        let host = match authority.port_u16() {
+            Some(port) if port == default_port => authority.host(),
+            _ => authority.as_str(),
+        };
+        let Ok(host_header) = HeaderValue::from_str(host) else {
+            return bad(self, "not a valid host");
+        };
         Some(Upstream {
             scheme: scheme.clone(),
             authority: authority.clone(),
             base_path: uri.path().trim_end_matches('/').to_owned(),
+            host_header,
         })
     }
 
