@@ -38,7 +38,7 @@ pub(crate) struct Entry<'a> {
     /// Status the upstream sent, if it was reached.
     pub upstream_status: Option<u16>,
     /// Upstreams tried, in order.
-    pub upstreams: &'a [String],
+    pub upstreams: &'a [std::sync::Arc<str>],
     /// Microseconds from request head to the end of the response.
     pub duration_us: u64,
     /// Request body bytes received.

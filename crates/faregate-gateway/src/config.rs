@@ -222,6 +222,8 @@ pub struct Upstream {
     pub authority: http::uri::Authority,
     /// Path prefix prepended to forwarded paths (no trailing slash).
     pub base_path: String,
+    /// `host:port` as text, for the access log.
+    pub name: Arc<str>,
     /// The `Host` header for this upstream, made once (the port left out
     /// when it is the scheme's default).
     pub host_header: HeaderValue,

@@ -87,7 +87,7 @@ pub(crate) async fn forward(
                 .headers_mut()
                 .insert(header::HOST, upstream.host_header.clone());
         }
-        ctx.tried.push(upstream.authority.to_string());
+        ctx.tried.push(upstream.name.clone());
         match first_byte(ctx, route, snap.client.request(upstream_req)).await {
             Ok(Ok(response)) => {
                 ctx.upstream_status = Some(response.status().as_u16());

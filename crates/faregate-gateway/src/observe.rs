@@ -31,7 +31,7 @@ pub(crate) struct Record {
     caller: Option<Arc<str>>,
     conn: crate::pipeline::ConnInfo,
     refusal: Option<ProblemCode>,
-    tried: Vec<String>,
+    tried: Vec<Arc<str>>,
     error: Option<String>,
     tally: Arc<Tally>,
 }

@@ -72,7 +72,7 @@ pub(crate) struct Ctx {
     /// The refusal, when the gateway answered itself.
     pub(crate) refusal: Option<ProblemCode>,
     pub(crate) upstream_status: Option<u16>,
-    pub(crate) tried: Vec<String>,
+    pub(crate) tried: Vec<Arc<str>>,
     /// What went wrong, for the log only.
     pub(crate) error: Option<String>,
     pub(crate) tally: Arc<Tally>,

@@ -233,6 +233,7 @@ impl Compiler<'_> {
         Some(Upstream {
             scheme: scheme.clone(),
             authority: authority.clone(),
+            name: authority.as_str().into(),
             base_path: uri.path().trim_end_matches('/').to_owned(),
             host_header,
         })
