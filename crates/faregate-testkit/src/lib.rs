@@ -6,6 +6,6 @@ mod client;
 mod gateway;
 mod upstream;
 
-pub use client::{Client, Reply, raw};
+pub use client::{Client, Reply, dead_port, raw};
 pub use gateway::{MemoryLog, TestGateway};
 pub use upstream::Upstream;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use faregate_core::{Challenge, Decision, Hold, Offer, Problem, ProblemCode, RailKind};
 use faregate_rails::{BoxFuture, Credential, Outcome, Rail, RailRequest, Settlement};
-use faregate_testkit::{Client, Reply, TestGateway, Upstream, raw};
+use faregate_testkit::{Client, Reply, TestGateway, Upstream, dead_port, raw};
 use http::Request;
 use http_body_util::Full;
 
@@ -591,13 +591,6 @@ fn parse_reply(text: &str) -> Reply {
         headers,
         body: bytes::Bytes::from(body[..len.min(body.len())].to_owned()),
     }
-}
-
-async fn dead_port() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr
 }
 
 /// An upstream that accepts, reads, and closes without answering.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use faregate_testkit::{Client, TestGateway, Upstream};
+use faregate_testkit::{Client, TestGateway, Upstream, dead_port};
 use http::Request;
 use http_body_util::{BodyExt, Full};
 
@@ -340,14 +340,6 @@ async fn the_access_log_has_one_line_per_request_with_every_field() {
     assert_eq!(lines[1]["status"], 401);
     assert_eq!(lines[1]["decision"], "missing_credentials");
     assert!(lines[1]["upstream_status"].is_null());
-}
-
-/// A port with nothing listening.
-async fn dead_port() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr
 }
 
 type Chunks =
