@@ -109,3 +109,36 @@ pub async fn dead_port() -> std::net::SocketAddr {
     drop(listener);
     addr
 }
+
+/// Parses the first HTTP/1.1 response in `text` (no chunked bodies).
+pub fn parse_reply(text: &str) -> Reply {
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response: {text:?}"));
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut headers = http::HeaderMap::new();
+    for line in lines {
+        let (k, v) = line.split_once(": ").unwrap();
+        headers.append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let len = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(body.len());
+    Reply {
+        status: status.try_into().unwrap(),
+        headers,
+        body: bytes::Bytes::from(body[..len.min(body.len())].to_owned()),
+    }
+}

@@ -4,8 +4,10 @@
 
 mod client;
 mod gateway;
+mod rail;
 mod upstream;
 
-pub use client::{Client, Reply, dead_port, raw};
+pub use client::{Client, Reply, dead_port, parse_reply, raw};
 pub use gateway::{MemoryLog, TestGateway};
+pub use rail::TestRail;
 pub use upstream::Upstream;

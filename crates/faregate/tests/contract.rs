@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use faregate_core::{Challenge, Decision, Hold, Offer, Problem, ProblemCode, RailKind};
-use faregate_rails::{BoxFuture, Credential, Outcome, Rail, RailRequest, Settlement};
-use faregate_testkit::{Client, Reply, TestGateway, Upstream, dead_port, raw};
+use faregate_core::RailKind;
+use faregate_testkit::{
+    Client, Reply, TestGateway, TestRail, Upstream, dead_port, parse_reply, raw,
+};
 use http::Request;
 use http_body_util::Full;
 
@@ -489,108 +490,10 @@ async fn a_panic_in_the_pipeline_is_a_500_without_detail() {
     assert_eq!(up.requests(), 1);
 }
 
-/// A rail that takes the credential `valid`, panics on `panic`, and offers
-/// a fixed header.
-#[derive(Debug)]
-struct TestRail(RailKind);
-
-impl Rail for TestRail {
-    fn kind(&self) -> RailKind {
-        self.0
-    }
-
-    fn accepts(&self, credential: &Credential) -> bool {
-        matches!(credential, Credential::Payment(kind, _) if *kind == self.0)
-    }
-
-    fn authorize<'a>(&'a self, req: &'a RailRequest<'a>) -> BoxFuture<'a, Decision> {
-        Box::pin(async move {
-            match req.credential {
-                Credential::Payment(_, v) if v == "panic" => panic!("a bug in a rail"),
-                Credential::Payment(_, v) if v == "valid" => Decision::Allow(Hold {
-                    rail: Some(self.0),
-                    amount: req.price.amount(),
-                    reference: 7,
-                }),
-                _ => {
-                    let mut c = Challenge::new(Problem::new(
-                        ProblemCode::PaymentInvalid,
-                        "signature does not verify",
-                    ));
-                    c.offer(self.offer(req).expect("offers"));
-                    Decision::PaymentRequired(c)
-                }
-            }
-        })
-    }
-
-    fn offer(&self, _req: &RailRequest<'_>) -> Option<Offer> {
-        Some(match self.0 {
-            RailKind::X402 => Offer {
-                rail: self.0,
-                headers: vec![("payment-required", "offer-x402".into())],
-                accepts: Some(serde_json::json!({"rail": "x402"})),
-            },
-            _ => Offer {
-                rail: self.0,
-                headers: vec![("www-authenticate", "Payment offer-credits".into())],
-                accepts: None,
-            },
-        })
-    }
-
-    fn settle<'a>(&'a self, hold: Hold, outcome: &'a Outcome) -> BoxFuture<'a, Settlement> {
-        Box::pin(async move {
-            let charged = if (200..300).contains(&outcome.status) {
-                hold.amount
-            } else {
-                None
-            };
-            Settlement {
-                charged,
-                headers: Vec::new(),
-            }
-        })
-    }
-}
-
 async fn raw_reply(gw: &TestGateway, request: &str) -> Reply {
     let request = request.replace("Host: x\r\n", &format!("Host: {}\r\n", gw.addr));
     let text = raw(gw.addr, request.as_bytes(), Duration::from_secs(3)).await;
     parse_reply(&text)
-}
-
-/// Parses the first HTTP/1.1 response in `text` (no chunked bodies).
-fn parse_reply(text: &str) -> Reply {
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response: {text:?}"));
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut headers = http::HeaderMap::new();
-    for line in lines {
-        let (k, v) = line.split_once(": ").unwrap();
-        headers.append(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    let len = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(body.len());
-    Reply {
-        status: status.try_into().unwrap(),
-        headers,
-        body: bytes::Bytes::from(body[..len.min(body.len())].to_owned()),
-    }
 }
 
 /// An upstream that accepts, reads, and closes without answering.
