@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use faregate_gateway::Gateway;
+use faregate_rails::credits::Credits;
 use subtle::ConstantTimeEq;
 
 /// Reloads the config from wherever it came from; set by the binary.
@@ -19,16 +20,23 @@ pub type Reloader = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 struct AdminState {
     gw: Arc<Gateway>,
     reload: Option<Reloader>,
+    /// Accounts, keys and credits; `None` when the gateway runs without a
+    /// store.
+    credits: Option<Arc<Credits>>,
 }
 
 /// The admin router.
-pub fn router(gw: Arc<Gateway>, reload: Option<Reloader>) -> Router {
+pub fn router(gw: Arc<Gateway>, reload: Option<Reloader>, credits: Option<Arc<Credits>>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/reload", post(reload_config))
         .fallback(not_found)
-        .with_state(AdminState { gw, reload })
+        .with_state(AdminState {
+            gw,
+            reload,
+            credits,
+        })
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {

@@ -64,6 +64,43 @@ impl FromStr for RailKind {
     }
 }
 
+/// Which outcomes of a request a route charges for. The gateway's own
+/// 502/503/504 (and any response it made itself) are never charged, whatever
+/// the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChargePolicy {
+    /// Only 2xx answers from the upstream (the default).
+    #[default]
+    Success,
+    /// Any upstream answer below 500.
+    NonServerError,
+    /// Every upstream answer.
+    Always,
+}
+
+impl ChargePolicy {
+    /// Parses the config word: `2xx`, `non_5xx` or `always`.
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "2xx" => Some(Self::Success),
+            "non_5xx" => Some(Self::NonServerError),
+            "always" => Some(Self::Always),
+            _ => None,
+        }
+    }
+
+    /// Whether a response with `status` is charged; `from_upstream` is
+    /// false for what the gateway answered itself.
+    pub fn charges(self, status: u16, from_upstream: bool) -> bool {
+        from_upstream
+            && match self {
+                ChargePolicy::Success => (200..300).contains(&status),
+                ChargePolicy::NonServerError => status < 500,
+                ChargePolicy::Always => true,
+            }
+    }
+}
+
 /// Money or quota set aside for a request before the upstream is called.
 /// The rail that made it turns it into the final charge when the outcome is
 /// known, or releases it.
@@ -168,6 +205,19 @@ mod tests {
         assert_eq!(headers.len(), 3);
         assert_eq!(headers[1], ("www-authenticate", "LSAT a"));
         assert_eq!(c.problem.accepts.len(), 1);
+    }
+
+    #[test]
+    fn charge_policies_never_charge_the_gateways_own_answers() {
+        use ChargePolicy::*;
+        for p in [Success, NonServerError, Always] {
+            assert!(!p.charges(502, false) && !p.charges(504, false) && !p.charges(200, false));
+        }
+        assert!(Success.charges(204, true) && !Success.charges(404, true));
+        assert!(NonServerError.charges(404, true) && !NonServerError.charges(500, true));
+        assert!(Always.charges(503, true));
+        assert_eq!(ChargePolicy::parse("non_5xx"), Some(NonServerError));
+        assert_eq!(ChargePolicy::parse("4xx"), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! account rails; a caller with nothing gets every rail's offer in one 402,
 //! or a 401 when no rail can be paid anonymously.
 
-use faregate_core::{Challenge, Decision, Hold, Price, Problem, ProblemCode};
+use faregate_core::{Challenge, Decision, Hold, Price, Problem, ProblemCode, RailKind};
 use faregate_rails::{Credential, RailRequest};
 use http::Request;
 
@@ -26,53 +26,74 @@ pub(crate) async fn authorize<B>(
     if let Some(problem) = rate_limit(ctx, route, caller) {
         return Decision::Deny(problem);
     }
-    match &route.access {
-        Access::Anyone => Decision::Allow(Hold::NONE),
-        Access::ApiKey => api_key(route, caller),
-        Access::Rails(kinds) => {
-            let rails: Vec<_> = kinds
-                .iter()
-                .filter_map(|k| ctx.gw.rails.iter().find(|r| r.kind() == *k).cloned())
-                .collect();
-            let rail_req = RailRequest {
-                request_id: &ctx.request_id,
-                route: &route.name,
-                method: req.method(),
-                url: req.uri(),
-                headers: req.headers(),
-                credential: &caller.credential,
-                account: caller.key.as_ref().map(|k| &*k.id),
-                price,
-                now: ctx.gw.clock.now(),
-            };
-            if let Some(rail) = rails.iter().find(|r| r.accepts(&caller.credential)) {
-                return rail.authorize(&rail_req).await;
-            }
-            let mut challenge = Challenge::new(Problem::new(
-                ProblemCode::PaymentRequired,
-                "this resource is paid per request",
-            ));
-            challenge.problem.price = price.amount();
-            for offer in rails.iter().filter_map(|r| r.offer(&rail_req)) {
-                challenge.offer(offer);
-            }
-            if challenge.offers.is_empty() {
-                return Decision::Deny(missing_or_invalid(caller));
-            }
-            Decision::PaymentRequired(challenge)
+    let kinds: &[RailKind] = match &route.access {
+        Access::Anyone => return Decision::Allow(Hold::NONE),
+        Access::ApiKey => &[],
+        Access::Rails(kinds) => kinds,
+    };
+    // A key that was sent must be good, whatever else the route takes.
+    if let Credential::ApiKey(_) = caller.credential {
+        if let Some(problem) = key_problem(ctx, route, caller) {
+            return Decision::Deny(problem);
+        }
+        if route.access == Access::ApiKey {
+            return Decision::Allow(Hold::NONE);
         }
     }
+    if route.access == Access::ApiKey {
+        return Decision::Deny(missing_or_invalid(caller));
+    }
+    let rails = || {
+        kinds
+            .iter()
+            .filter_map(|k| ctx.gw.rails.iter().find(|r| r.kind() == *k))
+    };
+    let rail_req = RailRequest {
+        request_id: &ctx.request_id,
+        route: &route.name,
+        method: req.method(),
+        url: req.uri(),
+        headers: req.headers(),
+        credential: &caller.credential,
+        account: caller.key.as_ref().and_then(|k| k.account.as_deref()),
+        price,
+        now: ctx.gw.clock.now(),
+    };
+    if let Some(rail) = rails().find(|r| r.accepts(&caller.credential)) {
+        return rail.authorize(&rail_req).await;
+    }
+    let mut challenge = Challenge::new(Problem::new(
+        ProblemCode::PaymentRequired,
+        "this resource is paid per request",
+    ));
+    challenge.problem.price = price.amount();
+    for offer in rails().filter_map(|r| r.offer(&rail_req)) {
+        challenge.offer(offer);
+    }
+    if challenge.offers.is_empty() {
+        return Decision::Deny(missing_or_invalid(caller));
+    }
+    Decision::PaymentRequired(challenge)
 }
 
-fn api_key(route: &Route, caller: &Caller) -> Decision {
-    match &caller.key {
-        Some(key) if key.may_use(&route.name) => Decision::Allow(Hold::NONE),
-        Some(key) => Decision::Deny(Problem::new(
+/// Why a presented key may not pass this route, if it may not.
+fn key_problem(ctx: &Ctx, route: &Route, caller: &Caller) -> Option<Problem> {
+    let Some(key) = &caller.key else {
+        return Some(missing_or_invalid(caller));
+    };
+    if key.expired(ctx.gw.clock.now()) {
+        return Some(Problem::new(
+            ProblemCode::ExpiredApiKey,
+            format!("key {} has expired", key.id),
+        ));
+    }
+    if !key.may_use(&route.name) {
+        return Some(Problem::new(
             ProblemCode::KeyNotAllowed,
             format!("key {} is not scoped to route {}", key.id, route.name),
-        )),
-        None => Decision::Deny(missing_or_invalid(caller)),
+        ));
     }
+    None
 }
 
 fn missing_or_invalid(caller: &Caller) -> Problem {

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faregate_core::{Gcra, Price, RailKind};
+use faregate_core::{ChargePolicy, Gcra, Price, RailKind};
+pub use faregate_rails::ApiKey;
 use http::{HeaderName, HeaderValue, Method};
 
 pub use compile::{load, load_file};
@@ -42,6 +43,10 @@ pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default drain time on shutdown.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default store: a SQLite file in `faregate-data` beside where faregate runs.
+pub const DEFAULT_STORE_URL: &str = "sqlite://faregate-data/faregate.db";
+/// Default interval of the batched ledger writer.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
 /// Default time idle pooled upstream connections are kept.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -84,6 +89,10 @@ pub struct Config {
     pub upstream_tls: UpstreamTls,
     /// API keys from the file.
     pub keys: KeyTable,
+    /// Where accounts, keys and the ledger live.
+    pub store: StoreSettings,
+    /// Where customers top up (`{account}` is replaced by the account id).
+    pub top_up_url: Option<String>,
     /// The routes and their matcher.
     pub routes: RouteTable,
 }
@@ -103,6 +112,39 @@ impl fmt::Debug for Listener {
             .field("address", &self.address)
             .field("tls", &self.tls.is_some())
             .finish()
+    }
+}
+
+/// The store, read once at start (changing it needs a restart).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: String,
+    /// How often per-request debits are written.
+    pub flush_interval: Duration,
+}
+
+impl fmt::Debug for StoreSettings {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("url", &redact_url(&self.url))
+            .field("flush_interval", &self.flush_interval)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }
 
@@ -250,6 +292,8 @@ pub struct Route {
     pub price: Price,
     /// Who may pass.
     pub access: Access,
+    /// What is charged.
+    pub charge: ChargePolicy,
     /// Optional rate limit.
     pub rate_limit: Option<RateLimit>,
     /// Limits for this route.
@@ -268,31 +312,13 @@ impl Route {
 /// API keys from the file, found by the SHA-256 of the key.
 #[derive(Debug, Default)]
 pub struct KeyTable {
-    by_hash: std::collections::HashMap<[u8; 32], ApiKey>,
-}
-
-/// One configured API key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKey {
-    /// Its name.
-    pub id: Arc<str>,
-    /// The routes it may use; all when `None`.
-    pub routes: Option<Vec<Arc<str>>>,
-}
-
-impl ApiKey {
-    /// Whether the key is scoped to `route`.
-    pub fn may_use(&self, route: &str) -> bool {
-        self.routes
-            .as_ref()
-            .is_none_or(|r| r.iter().any(|n| &**n == route))
-    }
+    by_hash: std::collections::HashMap<[u8; 32], Arc<ApiKey>>,
 }
 
 impl KeyTable {
     /// Looks up a presented key. Lookup is by the key's SHA-256, so the
     /// time it takes says nothing about how close a guess was.
-    pub fn find(&self, presented: &str) -> Option<&ApiKey> {
+    pub fn find(&self, presented: &str) -> Option<&Arc<ApiKey>> {
         self.by_hash.get(&sha256(presented.as_bytes()))
     }
 

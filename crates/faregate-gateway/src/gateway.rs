@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use faregate_core::{Clock, RailKind, SystemClock};
-use faregate_rails::Rail;
+use faregate_rails::{KeyDirectory, Rail};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -45,6 +45,8 @@ pub struct Snapshot {
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     pub(crate) rails: Vec<Arc<dyn Rail>>,
+    /// Keys beyond the config file's (accounts' keys, in memory).
+    pub(crate) keys: Option<Arc<dyn KeyDirectory>>,
     pub(crate) limiter: Limiter,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) access_log: AccessLog,
@@ -67,6 +69,7 @@ pub enum BuildError {
 pub struct GatewayBuilder {
     config: Config,
     rails: Vec<Arc<dyn Rail>>,
+    keys: Option<Arc<dyn KeyDirectory>>,
     metrics: Arc<Metrics>,
     access_log: Option<AccessLog>,
     clock: Arc<dyn Clock>,
@@ -77,6 +80,13 @@ impl GatewayBuilder {
     #[must_use]
     pub fn rail(mut self, rail: Arc<dyn Rail>) -> Self {
         self.rails.push(rail);
+        self
+    }
+
+    /// Sets where accounts' API keys are looked up.
+    #[must_use]
+    pub fn keys(mut self, keys: Arc<dyn KeyDirectory>) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -110,6 +120,7 @@ impl GatewayBuilder {
         Ok(Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             rails: self.rails,
+            keys: self.keys,
             limiter: Limiter::default(),
             metrics: self.metrics,
             access_log,
@@ -124,6 +135,7 @@ impl Gateway {
         GatewayBuilder {
             config,
             rails: Vec::new(),
+            keys: None,
             metrics: Arc::default(),
             access_log: None,
             clock: Arc::new(SystemClock),

@@ -8,6 +8,8 @@ use faregate_core::{Problem, ProblemCode, RailKind};
 use faregate_rails::Credential;
 use http::{HeaderMap, HeaderName, header};
 
+use std::sync::Arc;
+
 use crate::config::{Access, ApiKey, Route};
 use crate::pipeline::Ctx;
 
@@ -21,8 +23,8 @@ pub(crate) static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub(crate) struct Caller {
     /// What the request carried.
     pub(crate) credential: Credential,
-    /// The configured key it matched, if any.
-    pub(crate) key: Option<ApiKey>,
+    /// The key it matched (from the file or an account's), if any.
+    pub(crate) key: Option<Arc<ApiKey>>,
     /// The header that carried an API key, removed before forwarding.
     pub(crate) key_header: Option<&'static HeaderName>,
 }
@@ -95,7 +97,10 @@ pub(crate) fn identify(
             key_header: None,
         });
     };
-    let key = ctx.snap.config.keys.find(&presented).cloned();
+    let key = match ctx.snap.config.keys.find(&presented) {
+        Some(key) => Some(key.clone()),
+        None => ctx.gw.keys.as_ref().and_then(|d| d.find(&presented)),
+    };
     ctx.caller = key.as_ref().map(|k| k.id.clone());
     Ok(Caller {
         credential: Credential::ApiKey(presented),

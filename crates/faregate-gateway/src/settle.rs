@@ -27,6 +27,8 @@ pub(crate) async fn after_body(gw: &Gateway, record: &Record, complete: bool) ->
     let kind = record.hold.rail?;
     let rail = gw.rails.iter().find(|r| r.kind() == kind)?;
     let outcome = Outcome {
+        request_id: record.request_id.clone(),
+        policy: record.route.as_ref().map(|r| r.charge).unwrap_or_default(),
         status: record.status,
         from_upstream: record.upstream_status.is_some(),
         measured: None,

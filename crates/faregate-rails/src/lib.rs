@@ -4,12 +4,49 @@
 //! order, and never knows what a rail does inside. A new rail is one new
 //! module implementing [`Rail`]; it never touches the proxy.
 
+pub mod credits;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use faregate_core::{Decision, Hold, Money, Offer, Price, RailKind, UnixNanos};
+use faregate_core::{ChargePolicy, Decision, Hold, Money, Offer, Price, RailKind, UnixNanos};
 use http::{HeaderMap, Method, Uri};
+
+/// An API key the gateway knows, from the config file or from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Its id (never the key itself), for logs and rate limits.
+    pub id: Arc<str>,
+    /// The account it spends from; config-file keys have none.
+    pub account: Option<Arc<str>>,
+    /// The routes it may use; all when `None`.
+    pub routes: Option<Vec<Arc<str>>>,
+    /// When it stops working.
+    pub expires_at: Option<UnixNanos>,
+}
+
+impl ApiKey {
+    /// Whether the key is scoped to `route`.
+    pub fn may_use(&self, route: &str) -> bool {
+        self.routes
+            .as_ref()
+            .is_none_or(|r| r.iter().any(|n| &**n == route))
+    }
+
+    /// Whether it has expired at `now`.
+    pub fn expired(&self, now: UnixNanos) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// Where the `identify` stage looks up presented keys beyond the config
+/// file's: an in-memory table, never a database round trip.
+pub trait KeyDirectory: Send + Sync + fmt::Debug + 'static {
+    /// The key `presented`, if it is known and not revoked.
+    fn find(&self, presented: &str) -> Option<Arc<ApiKey>>;
+}
 
 /// A boxed future, so rails can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -62,6 +99,10 @@ pub struct RailRequest<'a> {
 /// How the request ended, for settlement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// The request id, the ledger reference of a charge.
+    pub request_id: String,
+    /// What the route charges for.
+    pub policy: ChargePolicy,
     /// The status sent to the caller.
     pub status: u16,
     /// Whether the status was the upstream's (false for the gateway's own
@@ -72,6 +113,14 @@ pub struct Outcome {
     pub measured: Option<Money>,
     /// Whether the response body reached the caller whole.
     pub complete: bool,
+}
+
+impl Outcome {
+    /// Whether this outcome is charged: the route's policy allows the
+    /// status, the upstream made it, and the caller got the whole body.
+    pub fn chargeable(&self) -> bool {
+        self.complete && self.policy.charges(self.status, self.from_upstream)
+    }
 }
 
 /// What settling a hold did.

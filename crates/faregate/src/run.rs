@@ -9,10 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use faregate_gateway::{AccessLog, Config, Gateway, Metrics};
+use faregate_rails::credits::{Credits, CreditsConfig};
 use tokio::net::TcpListener;
 
-/// Rails built into this binary (none yet: issue by issue they arrive).
-pub(crate) const RAILS: &[faregate_core::RailKind] = &[];
+/// Rails built into this binary.
+pub(crate) const RAILS: &[faregate_core::RailKind] = &[faregate_core::RailKind::Credits];
 
 /// How often the config file is checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -82,7 +83,7 @@ pub(crate) async fn serve_file(path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = faregate_gateway::config::load_file(&path, &env, RAILS)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let running = start(config).await?;
-    let reload = reloader(running.gw.clone(), path.clone());
+    let reload = reloader(running.gw.clone(), running.credits.clone(), path.clone());
     tokio::spawn(watch(path, reload.clone()));
     running.wait(Some(reload)).await
 }
@@ -90,16 +91,44 @@ pub(crate) async fn serve_file(path: PathBuf) -> anyhow::Result<ExitCode> {
 /// A gateway with its listeners bound.
 pub(crate) struct Running {
     pub(crate) gw: Arc<Gateway>,
+    pub(crate) credits: Arc<Credits>,
     listeners: Vec<TcpListener>,
     admin: TcpListener,
+}
+
+/// Opens the store named by `url`, creating a SQLite file's folder.
+pub(crate) async fn open_store(url: &str) -> anyhow::Result<Arc<dyn faregate_store::Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+    }
+    faregate_store::open(url)
+        .await
+        .with_context(|| format!("cannot open the store {}", faregate_gateway::config::redact_url(url)))
 }
 
 pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::default());
     let log = AccessLog::to_writer(Box::new(std::io::stdout()), metrics.clone());
+    let store = open_store(&config.store.url).await?;
+    let credits = Credits::start(
+        store,
+        CreditsConfig {
+            flush_interval: config.store.flush_interval,
+            top_up_url: config.top_up_url.clone(),
+            ..CreditsConfig::default()
+        },
+    )
+    .await
+    .context("cannot load accounts and keys")?;
     let gw = Gateway::builder(config)
         .metrics(metrics)
         .access_log(log)
+        .rail(credits.clone())
+        .keys(credits.clone())
         .build()?;
     let listeners = faregate_gateway::bind(&gw).await?;
     let admin_addr = gw.snapshot().config.admin.address;
@@ -108,6 +137,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {admin_addr} (admin)"))?;
     Ok(Running {
         gw,
+        credits,
         listeners,
         admin,
     })
@@ -136,7 +166,11 @@ impl Running {
         let (addrs, admin_addr) = self.addrs();
         tracing::info!(listeners = ?addrs, admin = %admin_addr, "faregate is serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let admin_router = faregate_admin::router(self.gw.clone(), reload.clone());
+        let admin_router = faregate_admin::router(
+            self.gw.clone(),
+            reload.clone(),
+            Some(self.credits.clone()),
+        );
         let mut admin_stop = stop_rx.clone();
         let admin = tokio::spawn(faregate_admin::serve(
             self.admin,
@@ -155,6 +189,8 @@ impl Running {
         .await;
         drop(stop_rx);
         let _ = admin.await;
+        // Every request has settled: write the last debits.
+        self.credits.close().await;
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -168,10 +204,18 @@ async fn terminated() {
     }
 }
 
-fn reloader(gw: Arc<Gateway>, path: PathBuf) -> faregate_admin::Reloader {
+fn reloader(gw: Arc<Gateway>, credits: Arc<Credits>, path: PathBuf) -> faregate_admin::Reloader {
     Arc::new(move || {
         let result = match faregate_gateway::config::load_file(&path, &env, RAILS) {
-            Ok(config) => gw.reload(config).map_err(|e| e.to_string()),
+            Ok(config) => {
+                if config.store != gw.snapshot().config.store {
+                    tracing::warn!("[store] changed; restart faregate to apply that");
+                }
+                let top_up_url = config.top_up_url.clone();
+                gw.reload(config)
+                    .map(|()| credits.set_top_up_url(top_up_url))
+                    .map_err(|e| e.to_string())
+            }
             Err(e) => {
                 gw.metrics()
                     .reloads_failed

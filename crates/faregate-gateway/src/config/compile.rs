@@ -10,7 +10,8 @@ use http::Uri;
 
 use super::raw::{RawApiKey, RawConfig, RawLimits, RawRoute};
 use super::{
-    Admin, ApiKey, Config, ConfigError, KeyTable, Limits, Listener, RouteTable, UpstreamTls,
+    Admin, ApiKey, Config, ConfigError, KeyTable, Limits, Listener, RouteTable, StoreSettings,
+    UpstreamTls,
 };
 use crate::tls;
 
@@ -110,6 +111,27 @@ impl Compiler<'_> {
         let names: Vec<&str> = raw.routes.iter().map(|r| r.name.as_str()).collect();
         let keys = self.keys(&raw.api_keys, &names);
         let routes = self.routes(&raw.routes, &limits);
+        let store = StoreSettings {
+            url: match raw.store.url.as_deref() {
+                None => self.store_url(super::DEFAULT_STORE_URL),
+                Some(url) => self.store_url(url),
+            },
+            flush_interval: raw
+                .store
+                .flush_interval
+                .as_deref()
+                .and_then(|d| self.duration("store.flush_interval", d))
+                .unwrap_or(super::DEFAULT_FLUSH_INTERVAL),
+        };
+        if store.flush_interval.is_zero() || store.flush_interval > Duration::from_secs(10) {
+            self.problem("store.flush_interval", "must be between 1ms and 10s");
+        }
+        let top_up_url = raw.credits.top_up_url.clone();
+        if let Some(url) = &top_up_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            self.problem("credits.top_up_url", "expected an http:// or https:// URL");
+        }
         Config {
             listeners,
             admin,
@@ -117,7 +139,31 @@ impl Compiler<'_> {
             public_url,
             upstream_tls,
             keys,
+            store,
+            top_up_url,
             routes,
+        }
+    }
+
+    fn store_url(&mut self, url: &str) -> String {
+        let Some(url) = self.secret("store.url", url) else {
+            return String::new();
+        };
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            self.problem(
+                "store.url",
+                "expected sqlite://PATH or postgres://USER@HOST/DATABASE",
+            );
+        }
+        // A relative SQLite path is taken from the config file's folder.
+        match url.strip_prefix("sqlite://") {
+            Some(path) if !path.starts_with('/') && !path.starts_with(':') => {
+                format!("sqlite://{}", self.base.join(path).display())
+            }
+            _ => url,
         }
     }
 
@@ -183,13 +229,15 @@ impl Compiler<'_> {
                     );
                 }
             }
-            let key = ApiKey {
+            let key = std::sync::Arc::new(ApiKey {
                 id: k.id.as_str().into(),
+                account: None,
                 routes: k
                     .routes
                     .as_ref()
                     .map(|r| r.iter().map(|n| n.as_str().into()).collect()),
-            };
+                expires_at: None,
+            });
             if let Some(hash) = hash
                 && table.by_hash.insert(hash, key).is_some()
             {

@@ -24,6 +24,12 @@ pub(crate) struct RawConfig {
     /// Size limits and timeouts.
     #[serde(default)]
     pub(crate) limits: RawLimits,
+    /// The store of accounts, keys and the ledger.
+    #[serde(default)]
+    pub(crate) store: RawStore,
+    /// The credits rail.
+    #[serde(default)]
+    pub(crate) credits: RawCredits,
     /// API keys allowed on `access = "api_key"` routes.
     #[serde(default)]
     pub(crate) api_keys: Vec<RawApiKey>,
@@ -60,6 +66,24 @@ pub(crate) struct RawTls {
     pub(crate) cert: String,
     /// PEM private key.
     pub(crate) key: String,
+}
+
+/// `[store]`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawStore {
+    /// `sqlite://PATH` (default `sqlite://faregate-data/faregate.db`) or
+    /// `postgres://…`; `$ENV_VAR` reads the environment.
+    pub(crate) url: Option<String>,
+    /// How often per-request debits are written, such as `"10ms"`.
+    pub(crate) flush_interval: Option<String>,
+}
+
+/// `[credits]`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawCredits {
+    /// Where customers top up, in `insufficient_credits` answers;
+    /// `{account}` is replaced by the account id.
+    pub(crate) top_up_url: Option<String>,
 }
 
 /// `[admin]`
@@ -133,6 +157,8 @@ pub(crate) struct RawRoute {
     pub(crate) price: Option<String>,
     /// `"anyone"`, `"api_key"`, or a list of rails.
     pub(crate) access: Option<RawAccess>,
+    /// What is charged: `"2xx"` (default), `"non_5xx"` or `"always"`.
+    pub(crate) charge: Option<String>,
     /// Per-route rate limit.
     pub(crate) rate_limit: Option<RawRateLimit>,
     /// Per-route overrides of `[limits]`.

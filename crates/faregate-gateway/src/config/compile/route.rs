@@ -3,7 +3,7 @@
 
 use std::num::NonZeroU32;
 
-use faregate_core::{Gcra, Price, RailKind};
+use faregate_core::{ChargePolicy, Gcra, Price, RailKind};
 use http::{HeaderName, HeaderValue, Method, Uri};
 
 use super::Compiler;
@@ -74,6 +74,16 @@ impl Compiler<'_> {
             }),
         };
         let access = self.access(path, r.access.as_ref(), price);
+        let charge = match r.charge.as_deref() {
+            None => ChargePolicy::default(),
+            Some(word) => ChargePolicy::parse(word).unwrap_or_else(|| {
+                self.problem(
+                    format!("{path}.charge"),
+                    format!("expected \"2xx\", \"non_5xx\" or \"always\", got {word:?}"),
+                );
+                ChargePolicy::default()
+            }),
+        };
         let limits = match &r.limits {
             Some(l) => {
                 let gateway_wide = [
@@ -149,23 +159,34 @@ impl Compiler<'_> {
             preserve_host: r.preserve_host.unwrap_or(false),
             price,
             access,
+            charge,
             rate_limit,
             limits,
             upstream_headers,
         }
     }
 
+    /// `Access::Rails([credits])`, if this build has the credits rail.
+    fn credits(&mut self, path: &str) -> Access {
+        if !self.rails.contains(&RailKind::Credits) {
+            self.problem(
+                path,
+                "a priced route for key holders needs the credits rail, which this build lacks",
+            );
+        }
+        Access::Rails(vec![RailKind::Credits])
+    }
+
     pub(super) fn access(&mut self, path: &str, raw: Option<&RawAccess>, price: Price) -> Access {
         let p = format!("{path}.access");
         let access = match raw {
-            None => {
-                if price.amount().is_some() {
-                    Access::ApiKey
-                } else {
-                    Access::Anyone
-                }
-            }
+            None if price.amount().is_none() => Access::Anyone,
+            // Key holders pay a priced route from their account's credits.
+            None => self.credits(&p),
             Some(RawAccess::Word(w)) if w == "anyone" => Access::Anyone,
+            Some(RawAccess::Word(w)) if w == "api_key" && price.amount().is_some() => {
+                self.credits(&p)
+            }
             Some(RawAccess::Word(w)) if w == "api_key" => Access::ApiKey,
             Some(RawAccess::Word(w)) => {
                 self.problem(

@@ -1,0 +1,250 @@
+//! The one task that writes per-request debits (group commit) and keeps the
+//! book in step with the store.
+//!
+//! Settled requests push a [`Debit`] onto a queue and return at once. Every
+//! flush interval the writer takes the whole queue and posts it as one
+//! database transaction; a failed batch is kept, with the same idempotency
+//! keys, and tried again, so a commit whose answer was lost cannot charge
+//! twice. Between flushes the writer polls the store's revision and, when
+//! another process changed keys, accounts or money paid in, reloads them.
+//! Because flushes and reloads run on this one task, a reload always sees
+//! the store exactly without the debits still queued here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use faregate_core::{Currency, Money};
+use faregate_store::{LedgerAccount, Store, StoreError, Transaction};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use super::book::{AccountCell, Book};
+
+/// A debit committed in memory, waiting to be written.
+#[derive(Debug)]
+pub(crate) struct Debit {
+    pub(crate) cell: Arc<AccountCell>,
+    pub(crate) amount: u64,
+    pub(crate) request_id: String,
+    pub(crate) at_ms: i64,
+}
+
+/// What the rest of the process asks of the writer.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Write what is queued now.
+    Flush(oneshot::Sender<()>),
+    /// Reload keys, accounts and balances now.
+    Reload(oneshot::Sender<Result<(), String>>),
+    /// Write everything and stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// Counters of what the writer did.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Database transactions that wrote debits.
+    pub batches: AtomicU64,
+    /// Debits written.
+    pub debits: AtomicU64,
+    /// Ledger rows written: transactions, entries and balance upserts.
+    pub rows: AtomicU64,
+    /// Batches that failed and were kept to retry.
+    pub failures: AtomicU64,
+    /// The longest batch commit, in microseconds.
+    pub max_commit_micros: AtomicU64,
+    /// Debits waiting in the queue or for a retry, as of the last flush.
+    pub backlog: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) book: Arc<Book>,
+    pub(crate) queue: Arc<Mutex<Vec<Debit>>>,
+    pub(crate) stats: Arc<WriterStats>,
+    pub(crate) flush_interval: Duration,
+    pub(crate) poll_interval: Duration,
+    /// Batches that failed, kept with their transactions (and so their
+    /// idempotency keys) for the next try.
+    retry: Vec<(Transaction, Arc<AccountCell>, u64)>,
+    revision: i64,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        book: Arc<Book>,
+        queue: Arc<Mutex<Vec<Debit>>>,
+        stats: Arc<WriterStats>,
+        flush_interval: Duration,
+        poll_interval: Duration,
+    ) -> Self {
+        Self {
+            store,
+            book,
+            queue,
+            stats,
+            flush_interval,
+            poll_interval,
+            retry: Vec::new(),
+            revision: i64::MIN,
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut flush = tokio::time::interval(self.flush_interval);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_poll = Instant::now();
+        loop {
+            tokio::select! {
+                _ = flush.tick() => {
+                    self.flush().await;
+                    if last_poll.elapsed() >= self.poll_interval {
+                        last_poll = Instant::now();
+                        self.poll().await;
+                    }
+                }
+                command = commands.recv() => match command {
+                    Some(Command::Flush(done)) => {
+                        self.flush().await;
+                        let _ = done.send(());
+                    }
+                    Some(Command::Reload(done)) => {
+                        self.flush().await;
+                        let _ = done.send(self.reload().await.map_err(|e| e.to_string()));
+                    }
+                    Some(Command::Close(done)) => {
+                        self.close().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => {
+                        self.close().await;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Writes what is queued, with what failed before, in one transaction.
+    pub(crate) async fn flush(&mut self) -> bool {
+        let fresh = std::mem::take(&mut *self.queue.lock());
+        for d in fresh {
+            let amount = Money::from_atomic(d.amount, d.cell.currency);
+            let id = faregate_store::new_id("tx");
+            match Transaction::debit(&d.cell.id, amount, id.clone(), d.request_id, d.at_ms) {
+                Ok(mut tx) => {
+                    tx.id = id;
+                    self.retry.push((tx, d.cell, d.amount));
+                }
+                Err(e) => {
+                    // Only an amount beyond 63 bits gets here; such a hold
+                    // is never admitted, but never lose track of it either.
+                    tracing::error!(error = %e, account = %d.cell.id, "debit could not be recorded");
+                }
+            }
+        }
+        self.stats
+            .backlog
+            .store(self.retry.len() as u64, Ordering::Relaxed);
+        if self.retry.is_empty() {
+            return true;
+        }
+        let txs: Vec<Transaction> = self.retry.iter().map(|(tx, _, _)| tx.clone()).collect();
+        let started = Instant::now();
+        match self.store.post_batch(&txs).await {
+            Ok(_) => {
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.stats
+                    .max_commit_micros
+                    .fetch_max(micros, Ordering::Relaxed);
+                let accounts = {
+                    let mut ids: Vec<&str> = txs
+                        .iter()
+                        .flat_map(|t| t.postings.iter().map(|p| p.account.as_str()))
+                        .collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids.len() as u64
+                };
+                let n = txs.len() as u64;
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.stats.debits.fetch_add(n, Ordering::Relaxed);
+                self.stats
+                    .rows
+                    .fetch_add(n * 3 + accounts, Ordering::Relaxed);
+                for (_, cell, amount) in self.retry.drain(..) {
+                    cell.flushed(amount);
+                }
+                self.stats.backlog.store(0, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, debits = txs.len(), "ledger batch failed; keeping it to retry");
+                false
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        for attempt in 0..5u64 {
+            if self.flush().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+        }
+        tracing::error!(
+            debits = self.retry.len(),
+            "ledger writer stopped with debits it could not write"
+        );
+    }
+
+    /// Reloads when another process changed the store.
+    async fn poll(&mut self) {
+        match self.store.revision().await {
+            Ok(rev) if rev == self.revision => {}
+            Ok(_) => {
+                if let Err(e) = self.reload().await {
+                    tracing::warn!(error = %e, "reloading accounts and keys failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the store's revision failed"),
+        }
+    }
+
+    /// Reloads every account, balance and key. Runs between flushes only.
+    pub(crate) async fn reload(&mut self) -> Result<(), StoreError> {
+        let revision = self.store.revision().await?;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.accounts(after.as_deref(), 1000).await?;
+            for account in &page {
+                self.book.add_account(&account.id, account.currency);
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        let balances: HashMap<(LedgerAccount, Currency), i64> = self
+            .store
+            .balances()
+            .await?
+            .into_iter()
+            .map(|b| ((b.account, b.currency), b.amount))
+            .collect();
+        for cell in self.book.accounts() {
+            let key = (LedgerAccount::customer(&cell.id), cell.currency);
+            let balance = balances.get(&key).copied().unwrap_or(0);
+            // Debits that failed to write are in the store's balance neither.
+            cell.settle_to(balance);
+        }
+        self.book.set_keys(&self.store.active_keys().await?);
+        self.revision = revision;
+        Ok(())
+    }
+}

@@ -1,0 +1,663 @@
+//! The two SQL stores. Their queries are the same text (`$1` placeholders
+//! work on both), so one macro writes the [`Store`] implementation for each
+//! pool type; opening, the migrations and snapshot reads differ.
+
+use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use faregate_core::Currency;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row};
+
+use crate::ledger::{LedgerAccount, Posting, Transaction, TransactionRecord, TxKind};
+use crate::{
+    Account, Balance, KeyRecord, LedgerQuery, Posted, Result, Store, StoreError, VerifyReport,
+    migrate,
+};
+
+/// Rows per multi-row statement: far below both backends' bind limits
+/// (SQLite 32766, PostgreSQL 65535 parameters).
+const CHUNK: usize = 1000;
+
+/// The advisory lock nodes take to migrate one at a time.
+const PG_MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(4652737412)";
+
+/// Unix milliseconds now.
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The embedded store: one SQLite file in WAL mode, every commit synced.
+#[derive(Debug)]
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(url: &str) -> Result<Self> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Money paid in is acknowledged only once it is on disk.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let mut pool = SqlitePoolOptions::new().max_connections(if memory { 1 } else { 4 });
+        if memory {
+            // An in-memory database lives as long as its one connection.
+            pool = pool.idle_timeout(None).max_lifetime(None);
+        }
+        let store = Self {
+            pool: pool.connect_with(options).await?,
+        };
+        store.migrate(migrate::SQLITE, None).await?;
+        Ok(store)
+    }
+}
+
+/// The shared store for several nodes.
+#[derive(Debug)]
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub(crate) async fn open(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        let store = Self { pool };
+        store
+            .migrate(migrate::POSTGRES, Some(PG_MIGRATION_LOCK))
+            .await?;
+        Ok(store)
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+fn currency(code: &str) -> Result<Currency> {
+    Currency::from_code(code).map_err(|_| corrupt(format!("currency {code:?}")))
+}
+
+fn encode_routes(routes: Option<&Vec<String>>) -> Option<String> {
+    routes.map(|r| r.join("\n"))
+}
+
+fn decode_routes(routes: Option<String>) -> Option<Vec<String>> {
+    routes.map(|r| {
+        if r.is_empty() {
+            Vec::new()
+        } else {
+            r.split('\n').map(str::to_owned).collect()
+        }
+    })
+}
+
+/// The balance changes a set of transactions makes, summed per ledger
+/// account and currency, in one fixed order (so concurrent writers lock
+/// balance rows in the same order and cannot deadlock).
+fn balance_deltas(txs: &[&Transaction]) -> Result<Vec<(String, &'static str, i64)>> {
+    let mut sums: BTreeMap<(&str, &'static str), i128> = BTreeMap::new();
+    for tx in txs {
+        for p in &tx.postings {
+            *sums
+                .entry((p.account.as_str(), p.currency.code()))
+                .or_default() += i128::from(p.amount);
+        }
+    }
+    sums.into_iter()
+        .filter(|(_, sum)| *sum != 0)
+        .map(|((account, currency), sum)| {
+            let sum = i64::try_from(sum).map_err(|_| crate::LedgerError::OutOfRange)?;
+            Ok((account.to_owned(), currency, sum))
+        })
+        .collect()
+}
+
+/// Compares cached balances with recomputed ones.
+fn compare_balances(
+    report: &mut VerifyReport,
+    cached: Vec<(String, String, i64)>,
+    computed: Vec<(String, String, i64)>,
+) {
+    let mut all: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for (account, currency, amount) in cached {
+        all.entry((account, currency)).or_default().0 = amount;
+    }
+    for (account, currency, amount) in computed {
+        all.entry((account, currency)).or_default().1 = amount;
+    }
+    report.balances = all.len() as u64;
+    for ((account, currency), (cached, computed)) in all {
+        if cached != computed {
+            report
+                .mismatched
+                .push((account.clone(), currency.clone(), cached, computed));
+        }
+        if computed < 0
+            && LedgerAccount::from_stored(account.clone())
+                .customer_id()
+                .is_some()
+        {
+            report.overdrawn.push((account, currency, computed));
+        }
+    }
+}
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $backend:literal, $snapshot:expr) => {
+        impl $store {
+            async fn migrate(
+                &self,
+                list: &[migrate::Migration],
+                lock: Option<&str>,
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                if let Some(lock) = lock {
+                    sqlx::raw_sql(lock).execute(&mut *tx).await?;
+                }
+                sqlx::raw_sql(
+                    "CREATE TABLE IF NOT EXISTS faregate_migrations \
+                     (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+                )
+                .execute(&mut *tx)
+                .await?;
+                let applied: Vec<i64> =
+                    sqlx::query_scalar("SELECT version FROM faregate_migrations")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                for (version, sql) in list {
+                    if applied.contains(version) {
+                        continue;
+                    }
+                    sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                    sqlx::query(
+                        "INSERT INTO faregate_migrations (version, applied_at) VALUES ($1, $2)",
+                    )
+                    .bind(*version)
+                    .bind(now_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                    tracing::info!(version, backend = $backend, "store migration applied");
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn bump(db: &mut sqlx::Transaction<'_, $db>) -> Result<()> {
+                sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1")
+                    .execute(&mut **db)
+                    .await?;
+                Ok(())
+            }
+
+            fn account_row(row: &<$db as sqlx::Database>::Row) -> Result<Account> {
+                let code: String = row.try_get("currency")?;
+                Ok(Account {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    currency: currency(&code)?,
+                    created_at: row.try_get("created_at")?,
+                })
+            }
+
+            fn key_row(row: &<$db as sqlx::Database>::Row) -> Result<KeyRecord> {
+                Ok(KeyRecord {
+                    id: row.try_get("id")?,
+                    account_id: row.try_get("account_id")?,
+                    hash: row.try_get("hash")?,
+                    prefix: row.try_get("prefix")?,
+                    live: row.try_get("live")?,
+                    routes: decode_routes(row.try_get("routes")?),
+                    expires_at: row.try_get("expires_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            }
+
+            fn transaction_row(row: &<$db as sqlx::Database>::Row) -> Result<TransactionRecord> {
+                let kind: String = row.try_get("kind")?;
+                Ok(TransactionRecord {
+                    seq: row.try_get("seq")?,
+                    tx: Transaction {
+                        id: row.try_get("id")?,
+                        idempotency_key: row.try_get("idempotency_key")?,
+                        kind: TxKind::parse(&kind)
+                            .ok_or_else(|| corrupt(format!("transaction kind {kind:?}")))?,
+                        reference: row.try_get("reference")?,
+                        memo: row.try_get("memo")?,
+                        fingerprint: row.try_get("fingerprint")?,
+                        created_at: row.try_get("created_at")?,
+                        postings: Vec::new(),
+                    },
+                })
+            }
+
+            /// Fills in the postings of `records`.
+            async fn with_postings(
+                &self,
+                mut records: Vec<TransactionRecord>,
+            ) -> Result<Vec<TransactionRecord>> {
+                for chunk in records.chunks_mut(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "SELECT transaction_id, account, currency, amount \
+                         FROM ledger_entries WHERE transaction_id IN (",
+                    );
+                    let mut ids = q.separated(", ");
+                    for r in chunk.iter() {
+                        ids.push_bind(r.tx.id.clone());
+                    }
+                    q.push(") ORDER BY seq");
+                    let rows = q.build().fetch_all(&self.pool).await?;
+                    let mut by_tx: BTreeMap<String, Vec<Posting>> = BTreeMap::new();
+                    for row in rows {
+                        let code: String = row.try_get("currency")?;
+                        by_tx
+                            .entry(row.try_get("transaction_id")?)
+                            .or_default()
+                            .push(Posting {
+                                account: LedgerAccount::from_stored(row.try_get("account")?),
+                                currency: currency(&code)?,
+                                amount: row.try_get("amount")?,
+                            });
+                    }
+                    for r in chunk.iter_mut() {
+                        r.tx.postings = by_tx.remove(&r.tx.id).unwrap_or_default();
+                    }
+                }
+                Ok(records)
+            }
+
+            /// Writes the entries of `txs` and moves the cached balances.
+            async fn write_entries(
+                db: &mut sqlx::Transaction<'_, $db>,
+                txs: &[&Transaction],
+            ) -> Result<()> {
+                let postings: Vec<(&str, &Posting)> = txs
+                    .iter()
+                    .flat_map(|t| t.postings.iter().map(move |p| (t.id.as_str(), p)))
+                    .collect();
+                for chunk in postings.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO ledger_entries (transaction_id, account, currency, amount) ",
+                    );
+                    q.push_values(chunk, |mut b, (tx, p)| {
+                        b.push_bind(*tx)
+                            .push_bind(p.account.as_str())
+                            .push_bind(p.currency.code())
+                            .push_bind(p.amount);
+                    });
+                    q.build().execute(&mut **db).await?;
+                }
+                let deltas = balance_deltas(txs)?;
+                for chunk in deltas.chunks(CHUNK) {
+                    let mut q =
+                        QueryBuilder::<$db>::new("INSERT INTO balances (account, currency, balance) ");
+                    q.push_values(chunk, |mut b, (account, currency, delta)| {
+                        b.push_bind(account.as_str())
+                            .push_bind(*currency)
+                            .push_bind(*delta);
+                    });
+                    q.push(
+                        " ON CONFLICT (account, currency) \
+                         DO UPDATE SET balance = balances.balance + excluded.balance",
+                    );
+                    q.build().execute(&mut **db).await?;
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn create_account(&self, account: &Account) -> Result<()> {
+                let mut db = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO accounts (id, name, currency, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&account.id)
+                .bind(&account.name)
+                .bind(account.currency.code())
+                .bind(account.created_at)
+                .execute(&mut *db)
+                .await;
+                match inserted {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StoreError::Duplicate(format!("account {}", account.id)));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                Self::bump(&mut db).await?;
+                db.commit().await?;
+                Ok(())
+            }
+
+            async fn account(&self, id: &str) -> Result<Option<Account>> {
+                sqlx::query("SELECT id, name, currency, created_at FROM accounts WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::account_row(&row))
+                    .transpose()
+            }
+
+            async fn accounts(&self, after: Option<&str>, limit: u32) -> Result<Vec<Account>> {
+                sqlx::query(
+                    "SELECT id, name, currency, created_at FROM accounts \
+                     WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::account_row)
+                .collect()
+            }
+
+            async fn create_key(&self, key: &KeyRecord) -> Result<()> {
+                let mut db = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO api_keys (id, account_id, hash, prefix, live, routes, \
+                     expires_at, revoked_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&key.id)
+                .bind(&key.account_id)
+                .bind(&key.hash)
+                .bind(&key.prefix)
+                .bind(key.live)
+                .bind(encode_routes(key.routes.as_ref()))
+                .bind(key.expires_at)
+                .bind(key.revoked_at)
+                .bind(key.created_at)
+                .execute(&mut *db)
+                .await;
+                match inserted {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StoreError::Duplicate(format!("key {}", key.id)));
+                    }
+                    Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                        return Err(StoreError::NotFound(format!("account {}", key.account_id)));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                Self::bump(&mut db).await?;
+                db.commit().await?;
+                Ok(())
+            }
+
+            async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
+                sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::key_row(&row))
+                    .transpose()
+            }
+
+            async fn keys(&self, account_id: &str) -> Result<Vec<KeyRecord>> {
+                sqlx::query("SELECT * FROM api_keys WHERE account_id = $1 ORDER BY created_at, id")
+                    .bind(account_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::key_row)
+                    .collect()
+            }
+
+            async fn active_keys(&self) -> Result<Vec<KeyRecord>> {
+                sqlx::query("SELECT * FROM api_keys WHERE revoked_at IS NULL")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::key_row)
+                    .collect()
+            }
+
+            async fn revoke_key(&self, id: &str, at: i64) -> Result<Option<KeyRecord>> {
+                let mut db = self.pool.begin().await?;
+                let changed = sqlx::query(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut *db)
+                .await?;
+                if changed.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                Self::bump(&mut db).await?;
+                let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *db)
+                    .await?;
+                db.commit().await?;
+                Self::key_row(&row).map(Some)
+            }
+
+            async fn post(&self, tx: &Transaction) -> Result<Posted> {
+                tx.validate()?;
+                let mut db = self.pool.begin().await?;
+                let seq: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO ledger_transactions \
+                     (id, idempotency_key, kind, reference, memo, fingerprint, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING seq",
+                )
+                .bind(&tx.id)
+                .bind(&tx.idempotency_key)
+                .bind(tx.kind.as_str())
+                .bind(&tx.reference)
+                .bind(&tx.memo)
+                .bind(&tx.fingerprint)
+                .bind(tx.created_at)
+                .fetch_optional(&mut *db)
+                .await?;
+                let Some(seq) = seq else {
+                    db.rollback().await?;
+                    let first = self
+                        .transaction_by_key(&tx.idempotency_key)
+                        .await?
+                        .ok_or_else(|| corrupt("idempotency key taken by no transaction"))?;
+                    return Ok(if first.tx.fingerprint == tx.fingerprint {
+                        Posted::Replayed(first)
+                    } else {
+                        Posted::Conflict(first)
+                    });
+                };
+                Self::write_entries(&mut db, &[tx]).await?;
+                Self::bump(&mut db).await?;
+                db.commit().await?;
+                Ok(Posted::Created(TransactionRecord {
+                    seq,
+                    tx: tx.clone(),
+                }))
+            }
+
+            async fn post_batch(&self, txs: &[Transaction]) -> Result<usize> {
+                for tx in txs {
+                    tx.validate()?;
+                }
+                let mut db = self.pool.begin().await?;
+                let mut new: HashSet<String> = HashSet::with_capacity(txs.len());
+                for chunk in txs.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO ledger_transactions \
+                         (id, idempotency_key, kind, reference, memo, fingerprint, created_at) ",
+                    );
+                    q.push_values(chunk, |mut b, tx| {
+                        b.push_bind(tx.id.as_str())
+                            .push_bind(tx.idempotency_key.as_str())
+                            .push_bind(tx.kind.as_str())
+                            .push_bind(tx.reference.as_str())
+                            .push_bind(tx.memo.as_deref())
+                            .push_bind(tx.fingerprint.as_deref())
+                            .push_bind(tx.created_at);
+                    });
+                    q.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
+                    let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *db).await?;
+                    new.extend(ids);
+                }
+                let fresh: Vec<&Transaction> =
+                    txs.iter().filter(|t| new.contains(&t.id)).collect();
+                Self::write_entries(&mut db, &fresh).await?;
+                db.commit().await?;
+                Ok(fresh.len())
+            }
+
+            async fn transaction_by_key(
+                &self,
+                idempotency_key: &str,
+            ) -> Result<Option<TransactionRecord>> {
+                let row = sqlx::query("SELECT * FROM ledger_transactions WHERE idempotency_key = $1")
+                    .bind(idempotency_key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let record = Self::transaction_row(&row)?;
+                Ok(self.with_postings(vec![record]).await?.pop())
+            }
+
+            async fn ledger(&self, query: &LedgerQuery) -> Result<Vec<TransactionRecord>> {
+                let mut q = QueryBuilder::<$db>::new("SELECT * FROM ledger_transactions WHERE 1 = 1");
+                if let Some(account) = &query.account {
+                    q.push(" AND id IN (SELECT transaction_id FROM ledger_entries WHERE account = ")
+                        .push_bind(account.as_str().to_owned())
+                        .push(")");
+                }
+                if let Some(kind) = query.kind {
+                    q.push(" AND kind = ").push_bind(kind.as_str());
+                }
+                if let Some(since) = query.since {
+                    q.push(" AND created_at >= ").push_bind(since);
+                }
+                if let Some(until) = query.until {
+                    q.push(" AND created_at < ").push_bind(until);
+                }
+                if let Some(before) = query.before_seq {
+                    q.push(" AND seq < ").push_bind(before);
+                }
+                q.push(" ORDER BY seq DESC LIMIT ")
+                    .push_bind(i64::from(query.limit.clamp(1, 1000)));
+                let records = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::transaction_row)
+                    .collect::<Result<Vec<_>>>()?;
+                self.with_postings(records).await
+            }
+
+            async fn balance(&self, account: &LedgerAccount, currency: Currency) -> Result<i64> {
+                let balance: Option<i64> = sqlx::query_scalar(
+                    "SELECT balance FROM balances WHERE account = $1 AND currency = $2",
+                )
+                .bind(account.as_str())
+                .bind(currency.code())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(balance.unwrap_or(0))
+            }
+
+            async fn balances(&self) -> Result<Vec<Balance>> {
+                sqlx::query("SELECT account, currency, balance FROM balances")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        let code: String = row.try_get("currency")?;
+                        Ok(Balance {
+                            account: LedgerAccount::from_stored(row.try_get("account")?),
+                            currency: currency(&code)?,
+                            amount: row.try_get("balance")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn revision(&self) -> Result<i64> {
+                Ok(sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn verify(&self) -> Result<VerifyReport> {
+                // One snapshot, so that a gateway writing meanwhile cannot
+                // make a sound ledger look unsound.
+                let mut db = self.pool.begin().await?;
+                if let Some(snapshot) = $snapshot {
+                    sqlx::query(snapshot).execute(&mut *db).await?;
+                }
+                let mut report = VerifyReport::default();
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                report.transactions = count(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM ledger_transactions")
+                        .fetch_one(&mut *db)
+                        .await?,
+                );
+                report.entries = count(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries")
+                        .fetch_one(&mut *db)
+                        .await?,
+                );
+                report.unbalanced = sqlx::query_as(
+                    "SELECT transaction_id, currency, CAST(SUM(amount) AS BIGINT) \
+                     FROM ledger_entries GROUP BY transaction_id, currency \
+                     HAVING SUM(amount) <> 0 ORDER BY transaction_id",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                report.incomplete = sqlx::query_scalar(
+                    "SELECT t.id FROM ledger_transactions t \
+                     LEFT JOIN ledger_entries e ON e.transaction_id = t.id \
+                     GROUP BY t.id HAVING COUNT(e.seq) < 2 ORDER BY t.id",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                let computed: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT account, currency, CAST(SUM(amount) AS BIGINT) \
+                     FROM ledger_entries GROUP BY account, currency",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                let cached: Vec<(String, String, i64)> =
+                    sqlx::query_as("SELECT account, currency, balance FROM balances")
+                        .fetch_all(&mut *db)
+                        .await?;
+                db.commit().await?;
+                compare_balances(&mut report, cached, computed);
+                Ok(report)
+            }
+        }
+    };
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite, "sqlite", None::<&str>);
+sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    "postgres",
+    Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+);
