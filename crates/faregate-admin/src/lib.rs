@@ -1,17 +1,32 @@
 //! The admin listener (loopback by default): Prometheus `/metrics`,
-//! `/healthz`, and the admin API under `/v1`, behind a bearer token that is
-//! compared in constant time.
+//! `/healthz`, the OpenAPI document at `/openapi.json`, and the admin API
+//! under `/v1` (config reload, accounts, API keys, credits and the ledger)
+//! behind a bearer token that is compared in constant time.
+//!
+//! Every error it produces is `application/problem+json` with a stable
+//! `code`, axum's own rejections (path, query, body, body size, method)
+//! included; the codes and their statuses are one table in `problem.rs`.
+
+mod amount;
+mod auth;
+mod extract;
+mod openapi;
+mod problem;
+mod time;
+mod v1;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
+use faregate_core::{Clock, SystemClock};
 use faregate_gateway::Gateway;
 use faregate_rails::credits::Credits;
-use subtle::ConstantTimeEq;
+
+use crate::problem::{Code, Problem};
 
 /// Reloads the config from wherever it came from; set by the binary.
 pub type Reloader = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -23,20 +38,34 @@ struct AdminState {
     /// Accounts, keys and credits; `None` when the gateway runs without a
     /// store.
     credits: Option<Arc<Credits>>,
+    /// What `created_at`, `revoked_at` and expiry checks read.
+    clock: Arc<dyn Clock>,
+}
+
+impl AdminState {
+    /// Now, in unix milliseconds.
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.clock.now() / 1_000_000).unwrap_or(i64::MAX)
+    }
 }
 
 /// The admin router.
 pub fn router(gw: Arc<Gateway>, reload: Option<Reloader>, credits: Option<Arc<Credits>>) -> Router {
+    let state = AdminState {
+        gw,
+        reload,
+        credits,
+        clock: Arc::new(SystemClock),
+    };
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/v1/reload", post(reload_config))
+        .route("/openapi.json", get(openapi::document))
+        .merge(v1::router(state.clone()))
         .fallback(not_found)
-        .with_state(AdminState {
-            gw,
-            reload,
-            credits,
-        })
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .with_state(state)
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
@@ -48,75 +77,15 @@ async fn metrics(State(s): State<AdminState>) -> Response {
     r
 }
 
-async fn reload_config(State(s): State<AdminState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&s.gw, &headers) {
-        return r;
-    }
-    match &s.reload {
-        None => problem(
-            StatusCode::CONFLICT,
-            "reload_unavailable",
-            "this gateway was not started from a config file",
-        ),
-        Some(reload) => match reload() {
-            Ok(()) => (
-                StatusCode::OK,
-                axum::Json(serde_json::json!({"reloaded": true})),
-            )
-                .into_response(),
-            Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", &e),
-        },
-    }
+async fn not_found() -> Problem {
+    Problem::new(Code::NotFound, "no such admin endpoint")
 }
 
-async fn not_found() -> Response {
-    problem(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
-}
-
-/// Checks `Authorization: Bearer <admin token>`.
-fn authorized(gw: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(expected) = gw.snapshot().config.admin.token.clone() else {
-        return Err(problem(
-            StatusCode::FORBIDDEN,
-            "admin_token_unset",
-            "set [admin] token to use the admin API",
-        ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        let mut r = problem(
-            StatusCode::UNAUTHORIZED,
-            "invalid_admin_token",
-            "send Authorization: Bearer <admin token>",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"faregate-admin\""),
-        );
-        Err(r)
-    }
-}
-
-fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": format!("about:blank#{code}"),
-        "title": status.canonical_reason().unwrap_or(""),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    r
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        Code::MethodNotAllowed,
+        "this admin endpoint does not take this method",
+    )
 }
 
 /// Serves the admin router on `listener` until `shutdown` resolves.

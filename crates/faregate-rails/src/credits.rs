@@ -387,9 +387,12 @@ pub async fn issue_key(
         return Err(CreditsError::NoAccount(request.account_id));
     }
     let mut key = String::from(if request.live { "fg_live_" } else { "fg_test_" });
-    let mut rng = rand::rng();
-    for _ in 0..KEY_CHARS {
-        key.push(char::from(BASE62[rng.random_range(0..62)]));
+    {
+        // The thread-local generator must not live across an await.
+        let mut rng = rand::rng();
+        for _ in 0..KEY_CHARS {
+            key.push(char::from(BASE62[rng.random_range(0..62)]));
+        }
     }
     let record = KeyRecord {
         id: faregate_store::new_id("key"),

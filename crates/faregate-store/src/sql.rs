@@ -339,6 +339,7 @@ macro_rules! sql_store {
                 .await;
                 match inserted {
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        db.rollback().await?;
                         return Err(StoreError::Duplicate(format!("account {}", account.id)));
                     }
                     other => {
@@ -393,9 +394,11 @@ macro_rules! sql_store {
                 .await;
                 match inserted {
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        db.rollback().await?;
                         return Err(StoreError::Duplicate(format!("key {}", key.id)));
                     }
                     Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                        db.rollback().await?;
                         return Err(StoreError::NotFound(format!("account {}", key.account_id)));
                     }
                     other => {
@@ -445,6 +448,7 @@ macro_rules! sql_store {
                 .execute(&mut *db)
                 .await?;
                 if changed.rows_affected() == 0 {
+                    db.rollback().await?;
                     return Ok(None);
                 }
                 Self::bump(&mut db).await?;

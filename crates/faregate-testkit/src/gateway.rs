@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use faregate_gateway::{AccessLog, Gateway, GatewayBuilder, Metrics};
+use faregate_rails::credits::{Credits, CreditsConfig};
+use faregate_store::Store;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -43,6 +45,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     /// Its access log.
     pub log: MemoryLog,
+    /// The credits rail, when started with a store.
+    pub credits: Option<Arc<Credits>>,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -53,22 +57,42 @@ impl TestGateway {
         Self::start_with(config, |b| b).await
     }
 
+    /// Starts a gateway whose accounts, keys and ledger live in `store`,
+    /// with the credits rail writing debits every `flush`.
+    pub async fn start_paid(
+        config: &str,
+        store: Arc<dyn Store>,
+        flush: std::time::Duration,
+    ) -> Self {
+        let compiled = compile(config);
+        let credits = Credits::start(
+            store,
+            CreditsConfig {
+                flush_interval: flush,
+                top_up_url: compiled.top_up_url.clone(),
+                ..CreditsConfig::default()
+            },
+        )
+        .await
+        .expect("start credits");
+        let rail = credits.clone();
+        let mut gw = Self::start_compiled(compiled, move |b| b.rail(rail.clone()).keys(rail)).await;
+        gw.credits = Some(credits);
+        gw
+    }
+
     /// Starts a gateway, letting the test add rails or a clock.
     pub async fn start_with(
         config: &str,
         customize: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
     ) -> Self {
-        let text = if config.contains("[[listeners]]") {
-            config.to_owned()
-        } else {
-            format!("[[listeners]]\naddress = \"127.0.0.1:0\"\n{config}")
-        };
-        let rails = [
-            faregate_core::RailKind::X402,
-            faregate_core::RailKind::Credits,
-        ];
-        let compiled = faregate_gateway::config::load(&text, Path::new("."), &|_| None, &rails)
-            .unwrap_or_else(|e| panic!("test config: {e}"));
+        Self::start_compiled(compile(config), customize).await
+    }
+
+    async fn start_compiled(
+        compiled: faregate_gateway::Config,
+        customize: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+    ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let log = MemoryLog::default();
         let access = AccessLog::to_writer(Box::new(log.clone()), metrics.clone());
@@ -89,6 +113,7 @@ impl TestGateway {
             gw,
             addr,
             log,
+            credits: None,
             stop: Some(tx),
             served: Some(served),
         }
@@ -106,6 +131,9 @@ impl TestGateway {
         }
         if let Some(served) = self.served.take() {
             let _ = served.await;
+        }
+        if let Some(credits) = &self.credits {
+            credits.close().await;
         }
     }
 
@@ -131,4 +159,23 @@ impl TestGateway {
         }
         self.log.lines()
     }
+}
+
+/// Compiles a test config; listeners default to 127.0.0.1:0 and the store
+/// to an in-memory SQLite database (tests that use one pass it in).
+fn compile(config: &str) -> faregate_gateway::Config {
+    let mut text = if config.contains("[[listeners]]") {
+        config.to_owned()
+    } else {
+        format!("[[listeners]]\naddress = \"127.0.0.1:0\"\n{config}")
+    };
+    if !text.contains("[store]") {
+        text.push_str("\n[store]\nurl = \"sqlite::memory:\"\n");
+    }
+    let rails = [
+        faregate_core::RailKind::X402,
+        faregate_core::RailKind::Credits,
+    ];
+    faregate_gateway::config::load(&text, Path::new("."), &|_| None, &rails)
+        .unwrap_or_else(|e| panic!("test config: {e}"))
 }

@@ -5,9 +5,11 @@
 mod client;
 mod gateway;
 mod rail;
+mod store;
 mod upstream;
 
 pub use client::{Client, Reply, dead_port, parse_reply, raw};
 pub use gateway::{MemoryLog, TestGateway};
 pub use rail::TestRail;
+pub use store::{PG_ENV, TestStore};
 pub use upstream::Upstream;

@@ -1,0 +1,371 @@
+//! The admin listener on 127.0.0.1:0 over a real store, a request builder,
+//! and the checks every test repeats: a refusal is a problem document and
+//! writes nothing.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use faregate_gateway::Gateway;
+use faregate_rails::credits::{Credits, CreditsConfig};
+use faregate_store::{LedgerQuery, Store};
+use faregate_testkit::{Client, Reply};
+use http_body_util::Full;
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::sync::oneshot;
+
+pub(crate) const TOKEN: &str = "admin-token-for-tests";
+const PG_ENV: &str = "FAREGATE_TEST_DATABASE_URL";
+
+/// A config with the admin token and two routes keys may be limited to.
+pub(crate) fn config(admin: &str) -> String {
+    format!(
+        r#"{admin}
+[store]
+url = "sqlite::memory:"
+
+[[routes]]
+name = "search"
+path = "/search"
+upstreams = ["http://127.0.0.1:9"]
+
+[[routes]]
+name = "chat"
+path = "/chat"
+upstreams = ["http://127.0.0.1:9"]
+"#
+    )
+}
+
+fn gateway(config_text: &str) -> Arc<Gateway> {
+    let config = faregate_gateway::config::load(
+        config_text,
+        Path::new("."),
+        &|_| None,
+        &[faregate_core::RailKind::Credits],
+    )
+    .unwrap_or_else(|e| panic!("test config: {e}"));
+    Gateway::builder(config).build().expect("gateway")
+}
+
+/// A database for one test: a SQLite file in a temporary folder, or a fresh
+/// schema on the PostgreSQL server (dropped when this is dropped).
+#[derive(Debug)]
+pub(crate) struct Db {
+    url: String,
+    pub(crate) backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Db {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self {
+            url: format!("sqlite://{}/t.db", dir.path().display()),
+            backend: "sqlite",
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    async fn postgres(test: &str) -> Option<Self> {
+        let Ok(base) = std::env::var(PG_ENV) else {
+            eprintln!("{test} on PostgreSQL skipped: {PG_ENV} is not set");
+            return None;
+        };
+        let schema = format!("fg_admin_{}", faregate_store::new_id("s").replace('_', ""));
+        let mut conn = sqlx::PgConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await
+            .expect("create schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(Self {
+            url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+            backend: "postgres",
+            _dir: None,
+            pg: Some((base, schema)),
+        })
+    }
+
+    /// SQLite, then PostgreSQL when `FAREGATE_TEST_DATABASE_URL` is set.
+    pub(crate) async fn each(test: &str) -> Vec<Self> {
+        let mut dbs = vec![Self::sqlite()];
+        dbs.extend(Self::postgres(test).await);
+        dbs
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        faregate_store::open(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("open the {} store: {e}", self.backend))
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.pg.take() else {
+            return;
+        };
+        // Drop may run inside a runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs `scenario` against an admin listener on each database.
+pub(crate) async fn each_store(test: &str, scenario: impl AsyncFn(&Admin)) {
+    for db in Db::each(test).await {
+        let admin = Admin::start(&db).await;
+        eprintln!("{test} on {}", db.backend);
+        scenario(&admin).await;
+        admin.stop().await;
+    }
+}
+
+/// A running admin listener.
+pub(crate) struct Admin {
+    base: String,
+    client: Client,
+    pub(crate) store: Option<Arc<dyn Store>>,
+    pub(crate) credits: Option<Arc<Credits>>,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Admin {
+    /// With the admin token and the credits rail over `db`.
+    pub(crate) async fn start(db: &Db) -> Self {
+        let store = db.open().await;
+        let credits = Credits::start(store.clone(), CreditsConfig::default())
+            .await
+            .expect("start credits");
+        let gw = gateway(&config(&format!("[admin]\ntoken = \"{TOKEN}\"")));
+        Self::serve(gw, Some(store), Some(credits)).await
+    }
+
+    /// Without a store.
+    pub(crate) async fn without_store(admin_section: &str) -> Self {
+        Self::serve(gateway(&config(admin_section)), None, None).await
+    }
+
+    async fn serve(
+        gw: Arc<Gateway>,
+        store: Option<Arc<dyn Store>>,
+        credits: Option<Arc<Credits>>,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = faregate_admin::router(gw, None, credits.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(faregate_admin::serve(listener, router, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            client: Client::http1(),
+            store,
+            credits,
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    pub(crate) async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.expect("join").expect("serve");
+        }
+        if let Some(credits) = &self.credits {
+            credits.close().await;
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        self.store.as_ref().expect("a store")
+    }
+
+    pub(crate) async fn send(&self, r: Req) -> Reply {
+        let mut b = http::Request::builder()
+            .method(r.method)
+            .uri(format!("{}{}", self.base, r.path));
+        if let Some(token) = r.token {
+            b = b.header("authorization", format!("Bearer {token}"));
+        }
+        for (k, v) in r.headers {
+            b = b.header(k, v);
+        }
+        if let Some(ct) = r.content_type {
+            b = b.header("content-type", ct);
+        }
+        self.client
+            .send(b.body(Full::new(r.body)).expect("request"))
+            .await
+    }
+
+    /// Sends `r` and checks the answer is `status` JSON.
+    pub(crate) async fn ok(&self, r: Req, status: u16) -> Value {
+        let what = format!("{} {}", r.method, r.path);
+        let reply = self.send(r).await;
+        assert_eq!(reply.status, status, "{what}: {}", reply.text());
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/json"),
+            "{what}"
+        );
+        reply.json()
+    }
+
+    /// Creates an account in `currency` and returns its id.
+    pub(crate) async fn account(&self, currency: &str) -> String {
+        let body = serde_json::json!({"name": "Test account", "currency": currency});
+        let created = self.ok(Req::post("/v1/accounts").json(&body), 201).await;
+        created["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Everything the store holds, counted: equal before and after a
+    /// refusal means nothing was written.
+    pub(crate) async fn written(&self) -> Written {
+        let store = self.store();
+        let accounts = store.accounts(None, 10_000).await.expect("accounts");
+        let mut keys = Vec::new();
+        for a in &accounts {
+            keys.extend(store.keys(&a.id).await.expect("keys"));
+        }
+        let query = LedgerQuery {
+            limit: 1000,
+            ..LedgerQuery::default()
+        };
+        Written {
+            revision: store.revision().await.expect("revision"),
+            accounts: accounts.len(),
+            keys: keys.len(),
+            revoked: keys.iter().filter(|k| k.revoked_at.is_some()).count(),
+            transactions: store.ledger(&query).await.expect("ledger").len(),
+        }
+    }
+
+    /// Sends `r`, checks it is refused with `status` and `code`, and that
+    /// the store holds exactly what it held before.
+    pub(crate) async fn refuses(&self, r: Req, status: u16, code: &str) -> Value {
+        let before = self.written().await;
+        let what = format!("{} {}", r.method, r.path);
+        let problem = assert_problem(&self.send(r).await, status, code);
+        assert_eq!(
+            self.written().await,
+            before,
+            "{what} ({code}) wrote something"
+        );
+        problem
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Written {
+    revision: i64,
+    accounts: usize,
+    keys: usize,
+    revoked: usize,
+    transactions: usize,
+}
+
+/// Checks `reply` is a problem document with `status` and `code`.
+pub(crate) fn assert_problem(reply: &Reply, status: u16, code: &str) -> Value {
+    assert_eq!(reply.status, status, "expected {code}: {}", reply.text());
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        reply.text()
+    );
+    let p = reply.json();
+    assert_eq!(p["code"], code, "{p}");
+    assert_eq!(p["status"], status, "{p}");
+    assert_eq!(p["type"], format!("about:blank#{code}"), "{p}");
+    assert!(p["title"].as_str().is_some_and(|t| !t.is_empty()), "{p}");
+    assert!(p["detail"].as_str().is_some_and(|t| !t.is_empty()), "{p}");
+    p
+}
+
+/// A request to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Req {
+    method: &'static str,
+    path: String,
+    token: Option<String>,
+    headers: Vec<(String, String)>,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+impl Req {
+    pub(crate) fn new(method: &'static str, path: &str) -> Self {
+        Self {
+            method,
+            path: path.to_owned(),
+            token: Some(TOKEN.to_owned()),
+            headers: Vec::new(),
+            content_type: None,
+            body: Bytes::new(),
+        }
+    }
+
+    pub(crate) fn get(path: &str) -> Self {
+        Self::new("GET", path)
+    }
+
+    pub(crate) fn post(path: &str) -> Self {
+        Self::new("POST", path)
+    }
+
+    pub(crate) fn delete(path: &str) -> Self {
+        Self::new("DELETE", path)
+    }
+
+    /// `POST /v1/accounts/{account}/credits` with an Idempotency-Key.
+    pub(crate) fn credit(account: &str, key: &str, body: &Value) -> Self {
+        Self::post(&format!("/v1/accounts/{account}/credits"))
+            .header("idempotency-key", key)
+            .json(body)
+    }
+
+    pub(crate) fn json(self, body: &Value) -> Self {
+        self.raw("application/json", body.to_string())
+    }
+
+    pub(crate) fn raw(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.content_type = Some(content_type.to_owned());
+        self.body = body.into();
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub(crate) fn token(mut self, token: Option<&str>) -> Self {
+        self.token = token.map(str::to_owned);
+        self
+    }
+}
