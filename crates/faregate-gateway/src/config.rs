@@ -92,7 +92,7 @@ pub struct Config {
     /// Where accounts, keys and the ledger live.
     pub store: StoreSettings,
     /// Where customers top up (`{account}` is replaced by the account id).
-    pub top_up_url: Option<String>,
+    pub top_up: Option<faregate_rails::credits::TopUpLink>,
     /// The routes and their matcher.
     pub routes: RouteTable,
 }

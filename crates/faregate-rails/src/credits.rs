@@ -39,8 +39,9 @@ pub struct CreditsConfig {
     /// How often the store is asked whether another process changed keys,
     /// accounts or balances.
     pub poll_interval: Duration,
-    /// Where customers top up; `{account}` is replaced by the account id.
-    pub top_up_url: Option<String>,
+    /// Where customers top up, offered as the `top_up` action of an
+    /// `insufficient_credits` answer.
+    pub top_up: Option<TopUpLink>,
 }
 
 impl Default for CreditsConfig {
@@ -48,9 +49,19 @@ impl Default for CreditsConfig {
         Self {
             flush_interval: Duration::from_millis(10),
             poll_interval: Duration::from_millis(250),
-            top_up_url: None,
+            top_up: None,
         }
     }
+}
+
+/// Where customers top up: `{account}` in the URL is replaced by the
+/// account id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopUpLink {
+    /// The URL.
+    pub url: String,
+    /// `GET` (a page) or `POST` (an API).
+    pub method: &'static str,
 }
 
 /// The credits rail, and the in-memory key directory that goes with it.
@@ -61,7 +72,7 @@ pub struct Credits {
     queue: Arc<Mutex<Vec<Debit>>>,
     commands: mpsc::Sender<Command>,
     stats: Arc<WriterStats>,
-    top_up_url: ArcSwapOption<String>,
+    top_up: ArcSwapOption<TopUpLink>,
     flush_interval: Duration,
 }
 
@@ -115,7 +126,7 @@ impl Credits {
             queue,
             commands,
             stats,
-            top_up_url: ArcSwapOption::from(config.top_up_url.map(Arc::new)),
+            top_up: ArcSwapOption::from(config.top_up.map(Arc::new)),
             flush_interval: config.flush_interval,
         }))
     }
@@ -131,8 +142,8 @@ impl Credits {
     }
 
     /// Sets where customers top up (on config reload).
-    pub fn set_top_up_url(&self, url: Option<String>) {
-        self.top_up_url.store(url.map(Arc::new));
+    pub fn set_top_up(&self, link: Option<TopUpLink>) {
+        self.top_up.store(link.map(Arc::new));
     }
 
     /// What the writer has done so far.
@@ -237,11 +248,11 @@ impl Credits {
         );
         problem.price = Some(price);
         problem.balance = Some(balance_money(available, price));
-        if let Some(url) = self.top_up_url.load().as_deref() {
+        if let Some(link) = self.top_up.load().as_deref() {
             problem.actions.push(Action {
                 kind: ActionKind::TopUp,
-                url: url.replace("{account}", account),
-                method: "GET",
+                url: link.url.replace("{account}", account),
+                method: link.method,
             });
         }
         Challenge::new(problem)

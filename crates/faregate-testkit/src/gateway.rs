@@ -69,7 +69,7 @@ impl TestGateway {
             store,
             CreditsConfig {
                 flush_interval: flush,
-                top_up_url: compiled.top_up_url.clone(),
+                top_up: compiled.top_up.clone(),
                 ..CreditsConfig::default()
             },
         )

@@ -1,6 +1,7 @@
 //! `faregate demo`: the gateway on 127.0.0.1:8402 in front of an embedded
-//! upstream, with free and paid routes, a demo key and an admin token made
-//! up on the spot. No config file, no setup.
+//! upstream, with free and paid routes, its data in SQLite in a temporary
+//! folder, a demo account holding 0.010 USD with a key, and an admin token
+//! made up on the spot. No config file, no setup.
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -10,6 +11,9 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use faregate_core::{Currency, Money};
+use faregate_rails::credits::{Credits, KeyRequest, TopUp, TopUpLink};
+use faregate_store::Account;
 use http::{Request, Response, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Body, Frame, Incoming};
@@ -31,13 +35,13 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> 
     let upstream_addr = upstream.local_addr()?;
     tokio::spawn(serve_upstream(upstream));
 
-    let key = format!("fg_test_{}", random_token(24));
+    let data = tempfile::Builder::new().prefix("faregate-demo-").tempdir()?;
     let admin_token = random_token(32);
     let text = config_text(
         port,
         admin_port,
         &upstream_addr.to_string(),
-        &key,
+        &data.path().join("faregate.db").display().to_string(),
         &admin_token,
     );
     let config = faregate_gateway::config::load(
@@ -48,17 +52,66 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> 
     )
     .map_err(|e| anyhow::anyhow!("the demo config is invalid: {e}"))?;
     let running = crate::run::start(config).await?;
+    let (account, key) = demo_account(&running.credits).await?;
     let (addrs, admin) = running.addrs();
     let gw = addrs
         .first()
         .copied()
         .unwrap_or(([127, 0, 0, 1], port).into());
-    print_banner(&gw.to_string(), &admin.to_string(), &key, &admin_token);
-    running.wait(None).await
+    // The demo tops up through the admin API (on whatever port it got).
+    running.credits.set_top_up(Some(TopUpLink {
+        url: format!("http://{admin}/v1/accounts/{{account}}/credits"),
+        method: "POST",
+    }));
+    print_banner(&Banner {
+        gw: &gw.to_string(),
+        admin: &admin.to_string(),
+        account: &account,
+        key: &key,
+        admin_token: &admin_token,
+        data: &data.path().display().to_string(),
+    });
+    let code = running.wait(None).await;
+    drop(data);
+    code
 }
 
-fn config_text(port: u16, admin_port: u16, upstream: &str, key: &str, admin_token: &str) -> String {
-    let key_sha256 = hex_sha256(key);
+/// The demo account's opening credit: ten calls of `/demo/paid`.
+const OPENING_CREDIT: &str = "0.010";
+
+/// Creates the demo account with its opening credit and a test key.
+async fn demo_account(credits: &Credits) -> anyhow::Result<(String, String)> {
+    let account = Account {
+        id: faregate_store::new_id("acct"),
+        name: "Demo customer".to_owned(),
+        currency: Currency::USD,
+        created_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0)),
+    };
+    credits.create_account(&account).await?;
+    credits
+        .top_up(TopUp {
+            account_id: account.id.clone(),
+            amount: Money::parse_decimal(OPENING_CREDIT, Currency::USD)?,
+            idempotency_key: format!("demo-opening-credit:{}", account.id),
+            reference: "demo".to_owned(),
+            reason: Some("demo opening credit".to_owned()),
+            fingerprint: None,
+        })
+        .await?;
+    let (key, _) = credits
+        .issue_key(KeyRequest {
+            account_id: account.id.clone(),
+            live: false,
+            routes: None,
+            expires_at: None,
+        })
+        .await?;
+    Ok((account.id, key))
+}
+
+fn config_text(port: u16, admin_port: u16, upstream: &str, db: &str, admin_token: &str) -> String {
     format!(
         r#"
 [[listeners]]
@@ -68,9 +121,8 @@ address = "127.0.0.1:{port}"
 address = "127.0.0.1:{admin_port}"
 token = "{admin_token}"
 
-[[api_keys]]
-id = "demo"
-key_sha256 = "{key_sha256}"
+[store]
+url = "sqlite://{db}"
 
 [[routes]]
 name = "demo-free"
@@ -84,7 +136,6 @@ path = "/demo/paid"
 methods = ["GET", "HEAD"]
 upstreams = ["http://{upstream}"]
 price = "0.001 USD"
-access = "api_key"
 
 [[routes]]
 name = "demo-stream"
@@ -92,7 +143,6 @@ path = "/demo/stream"
 methods = ["GET"]
 upstreams = ["http://{upstream}"]
 price = "0.001 USD"
-access = "api_key"
 
 [[routes]]
 name = "demo-echo"
@@ -103,21 +153,48 @@ upstreams = ["http://{upstream}"]
     )
 }
 
-fn print_banner(gw: &str, admin: &str, key: &str, admin_token: &str) {
+struct Banner<'a> {
+    gw: &'a str,
+    admin: &'a str,
+    account: &'a str,
+    key: &'a str,
+    admin_token: &'a str,
+    data: &'a str,
+}
+
+fn print_banner(b: &Banner<'_>) {
+    let Banner {
+        gw,
+        admin,
+        account,
+        key,
+        admin_token,
+        data,
+    } = b;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "faregate demo: gateway on http://{gw}, admin on http://{admin}\n\
+         FAREGATE_DEMO_ACCOUNT={account}\n\
          FAREGATE_DEMO_KEY={key}\n\
          FAREGATE_ADMIN_TOKEN={admin_token}\n\
+         Data (SQLite, deleted on exit): {data}\n\
          \n\
-         Try:\n\
-         \x20 curl -i http://{gw}/demo/free                                   # free\n\
-         \x20 curl -i -H 'Authorization: Bearer {key}' http://{gw}/demo/paid   # a priced route (0.001 USD): the key is checked; charging arrives with the credits ledger\n\
-         \x20 curl -i http://{gw}/demo/paid                                   # refused: 401 problem+json, no key\n\
-         \x20 curl -N -H 'Authorization: Bearer {key}' http://{gw}/demo/stream # 20 server-sent events\n\
-         \x20 curl -i --data 'hello' http://{gw}/demo/echo                    # echoes the body\n\
-         \x20 curl -s http://{admin}/metrics                                  # Prometheus metrics\n\
+         The demo account holds {OPENING_CREDIT} USD; /demo/paid costs 0.001 USD a call. Try:\n\
+         \x20 curl -i http://{gw}/demo/free                                  # free\n\
+         \x20 curl -i -H 'Authorization: Bearer {key}' http://{gw}/demo/paid  # 200, charged 0.001 USD\n\
+         \x20 for i in $(seq 11); do curl -s -o /dev/null -w '%{{http_code}}\\n' -H 'Authorization: Bearer {key}' http://{gw}/demo/paid; done\n\
+         \x20                                                                 # ten 200s at most, then 402 insufficient_credits\n\
+         \x20 curl -i -H 'Authorization: Bearer {key}' http://{gw}/demo/paid  # the 402 body: price, balance, a top_up action\n\
+         \x20 curl -i -X POST -H 'Authorization: Bearer {admin_token}' -H 'Idempotency-Key: topup-1' \\\n\
+         \x20      -H 'Content-Type: application/json' -d '{{\"amount\": \"0.005\", \"currency\": \"USD\", \"reason\": \"top-up\"}}' \\\n\
+         \x20      http://{admin}/v1/accounts/{account}/credits                # top up: five more calls\n\
+         \x20 curl -s -H 'Authorization: Bearer {admin_token}' http://{admin}/v1/accounts/{account}          # balance\n\
+         \x20 curl -s -H 'Authorization: Bearer {admin_token}' http://{admin}/v1/accounts/{account}/ledger   # every charge\n\
+         \x20 curl -i http://{gw}/demo/paid                                  # refused: 401 problem+json, no key\n\
+         \x20 curl -N -H 'Authorization: Bearer {key}' http://{gw}/demo/stream # 20 server-sent events (0.001 USD)\n\
+         \x20 curl -i --data 'hello' http://{gw}/demo/echo                   # echoes the body\n\
+         \x20 curl -s http://{admin}/metrics                                 # Prometheus metrics\n\
          \n\
          Access log (JSON, one line per request):"
     );
@@ -130,13 +207,6 @@ fn random_token(len: usize) -> String {
     let mut rng = rand::rng();
     (0..len)
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
-}
-
-fn hex_sha256(text: &str) -> String {
-    faregate_gateway::config::sha256(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
         .collect()
 }
 

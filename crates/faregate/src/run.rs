@@ -118,7 +118,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
         store,
         CreditsConfig {
             flush_interval: config.store.flush_interval,
-            top_up_url: config.top_up_url.clone(),
+            top_up: config.top_up.clone(),
             ..CreditsConfig::default()
         },
     )
@@ -211,9 +211,9 @@ fn reloader(gw: Arc<Gateway>, credits: Arc<Credits>, path: PathBuf) -> faregate_
                 if config.store != gw.snapshot().config.store {
                     tracing::warn!("[store] changed; restart faregate to apply that");
                 }
-                let top_up_url = config.top_up_url.clone();
+                let top_up = config.top_up.clone();
                 gw.reload(config)
-                    .map(|()| credits.set_top_up_url(top_up_url))
+                    .map(|()| credits.set_top_up(top_up))
                     .map_err(|e| e.to_string())
             }
             Err(e) => {

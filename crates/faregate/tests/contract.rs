@@ -46,13 +46,12 @@ path = "/keyed/*"
 upstreams = ["{u}"]
 strip_prefix = "/keyed"
 methods = ["GET"]
-price = "0.001 USD"
+access = "api_key"
 
 [[routes]]
 name = "other"
 path = "/other"
 upstreams = ["{u}"]
-price = "0.001 USD"
 access = "api_key"
 
 [[routes]]

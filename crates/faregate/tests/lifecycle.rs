@@ -272,7 +272,7 @@ async fn demo_runs_with_no_setup() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut gw, mut admin, mut key, mut token) = (None, None, None, None);
+    let (mut gw, mut admin, mut key, mut token, mut account) = (None, None, None, None, None);
     while let Some(line) = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
         .await
         .unwrap()
@@ -284,6 +284,9 @@ async fn demo_runs_with_no_setup() {
             admin = Some(a.to_owned());
         }
         key = key.or(line.strip_prefix("FAREGATE_DEMO_KEY=").map(str::to_owned));
+        account = account.or(line
+            .strip_prefix("FAREGATE_DEMO_ACCOUNT=")
+            .map(str::to_owned));
         token = token.or(line
             .strip_prefix("FAREGATE_ADMIN_TOKEN=")
             .map(str::to_owned));
@@ -292,8 +295,8 @@ async fn demo_runs_with_no_setup() {
         }
     }
     let (gw, admin, key) = (gw.unwrap(), admin.unwrap(), key.unwrap());
+    let (account, token) = (account.unwrap(), token.unwrap());
     assert!(key.starts_with("fg_test_"));
-    assert!(token.is_some());
     let c = Client::http1();
     assert_eq!(c.get(&format!("{gw}/demo/free")).await.status, 200);
     let refused = c.get(&format!("{gw}/demo/paid")).await;
@@ -310,6 +313,35 @@ async fn demo_runs_with_no_setup() {
     let stream = c.send(paid("/demo/stream")).await;
     assert_eq!(stream.header("content-type"), Some("text/event-stream"));
     assert_eq!(stream.text().matches("event: tick").count(), 20);
+    // 0.010 USD of opening credit pays ten calls: two so far, eight more.
+    for _ in 0..8 {
+        assert_eq!(c.send(paid("/demo/paid")).await.status, 200);
+    }
+    let broke = c.send(paid("/demo/paid")).await;
+    assert_eq!(broke.status, 402, "{}", broke.text());
+    let problem = broke.json();
+    assert_eq!(problem["code"], "insufficient_credits");
+    assert_eq!(problem["price"], "0.001");
+    assert_eq!(problem["balance"], "0.00");
+    assert_eq!(problem["currency"], "USD");
+    assert_eq!(problem["actions"][0]["kind"], "top_up");
+    assert_eq!(problem["actions"][0]["method"], "POST");
+    let top_up_url = problem["actions"][0]["url"].as_str().unwrap().to_owned();
+    assert_eq!(top_up_url, format!("{admin}/v1/accounts/{account}/credits"));
+    let topped = c
+        .send(
+            http::Request::post(&top_up_url)
+                .header("authorization", format!("Bearer {token}"))
+                .header("idempotency-key", "demo-test-1")
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::from(
+                    r#"{"amount": "0.002", "currency": "USD", "reason": "test"}"#,
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(topped.status, 201, "{}", topped.text());
+    assert_eq!(c.send(paid("/demo/paid")).await.status, 200);
     let echo = c
         .send(
             http::Request::post(format!("{gw}/demo/echo"))
@@ -320,7 +352,7 @@ async fn demo_runs_with_no_setup() {
     assert_eq!(echo.text(), "hello");
     let metrics = c.get(&format!("{admin}/metrics")).await.text();
     assert!(
-        metrics.contains("faregate_requests_total{route=\"demo-paid\",status=\"200\"} 1"),
+        metrics.contains("faregate_requests_total{route=\"demo-paid\",status=\"200\"} 10"),
         "{metrics}"
     );
     // The access log is on stdout, one JSON line per request.

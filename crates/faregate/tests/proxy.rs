@@ -29,7 +29,7 @@ name = "keyed"
 path = "/keyed/*"
 upstreams = ["{u}"]
 strip_prefix = "/keyed"
-price = "0.001 USD"
+access = "api_key"
 
 [[routes]]
 name = "hosted"

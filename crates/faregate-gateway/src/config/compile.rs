@@ -14,6 +14,7 @@ use super::{
     UpstreamTls,
 };
 use crate::tls;
+use faregate_rails::credits::TopUpLink;
 
 mod route;
 
@@ -126,12 +127,7 @@ impl Compiler<'_> {
         if store.flush_interval.is_zero() || store.flush_interval > Duration::from_secs(10) {
             self.problem("store.flush_interval", "must be between 1ms and 10s");
         }
-        let top_up_url = raw.credits.top_up_url.clone();
-        if let Some(url) = &top_up_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            self.problem("credits.top_up_url", "expected an http:// or https:// URL");
-        }
+        let top_up = self.top_up(&raw.credits);
         Config {
             listeners,
             admin,
@@ -140,9 +136,28 @@ impl Compiler<'_> {
             upstream_tls,
             keys,
             store,
-            top_up_url,
+            top_up,
             routes,
         }
+    }
+
+    fn top_up(&mut self, raw: &super::raw::RawCredits) -> Option<TopUpLink> {
+        let method = match raw.top_up_method.as_deref() {
+            None | Some("GET") => "GET",
+            Some("POST") => "POST",
+            Some(other) => {
+                self.problem(
+                    "credits.top_up_method",
+                    format!("expected \"GET\" or \"POST\", got {other:?}"),
+                );
+                "GET"
+            }
+        };
+        let url = raw.top_up_url.clone()?;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            self.problem("credits.top_up_url", "expected an http:// or https:// URL");
+        }
+        Some(TopUpLink { url, method })
     }
 
     fn store_url(&mut self, url: &str) -> String {

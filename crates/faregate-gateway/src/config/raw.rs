@@ -84,6 +84,8 @@ pub(crate) struct RawCredits {
     /// Where customers top up, in `insufficient_credits` answers;
     /// `{account}` is replaced by the account id.
     pub(crate) top_up_url: Option<String>,
+    /// `GET` (default: a page) or `POST` (an API).
+    pub(crate) top_up_method: Option<String>,
 }
 
 /// `[admin]`
