@@ -12,7 +12,7 @@ mod problem;
 mod ratelimit;
 
 pub use clock::{Clock, FakeClock, SystemClock, UnixNanos};
-pub use decision::{ChargePolicy, Challenge, Decision, Hold, Offer, RailKind};
+pub use decision::{Challenge, ChargePolicy, Decision, Hold, Offer, RailKind};
 pub use money::{Currency, Money, MoneyError, Price};
 pub use problem::{Action, ActionKind, Problem, ProblemCode};
 pub use ratelimit::{Gcra, GcraOutcome, RateLimitError};

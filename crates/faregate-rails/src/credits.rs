@@ -208,7 +208,10 @@ impl Credits {
 
     /// Issues a key for an account (the key is returned once, here) and
     /// makes it usable at once.
-    pub async fn issue_key(&self, request: KeyRequest) -> Result<(String, KeyRecord), CreditsError> {
+    pub async fn issue_key(
+        &self,
+        request: KeyRequest,
+    ) -> Result<(String, KeyRecord), CreditsError> {
         let issued = issue_key(&*self.store, request).await?;
         self.book.put_key(&issued.1);
         Ok(issued)
@@ -340,9 +343,7 @@ impl Credits {
             return Settlement::default();
         };
         let held = held.atomic();
-        let charge = outcome
-            .measured
-            .map_or(held, |m| m.atomic().min(held));
+        let charge = outcome.measured.map_or(held, |m| m.atomic().min(held));
         if !outcome.chargeable() || charge == 0 {
             cell.release(held);
             return Settlement::default();

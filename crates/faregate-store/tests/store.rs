@@ -82,7 +82,10 @@ mod suite {
         for id in ["acct_b", "acct_a", "acct_c"] {
             store.create_account(&account(id)).await.unwrap();
         }
-        assert_eq!(store.account("acct_a").await.unwrap(), Some(account("acct_a")));
+        assert_eq!(
+            store.account("acct_a").await.unwrap(),
+            Some(account("acct_a"))
+        );
         assert_eq!(store.account("acct_zz").await.unwrap(), None);
         assert!(matches!(
             store.create_account(&account("acct_a")).await,
@@ -109,7 +112,10 @@ mod suite {
             store.create_key(&key("key_3", "acct_missing")).await,
             Err(StoreError::NotFound(_))
         ));
-        assert_eq!(store.key("key_1").await.unwrap(), Some(key("key_1", "acct_k")));
+        assert_eq!(
+            store.key("key_1").await.unwrap(),
+            Some(key("key_1", "acct_k"))
+        );
         assert_eq!(store.keys("acct_k").await.unwrap().len(), 2);
         let revoked = store.revoke_key("key_1", 99).await.unwrap().unwrap();
         assert_eq!(revoked.revoked_at, Some(99));
@@ -145,7 +151,10 @@ mod suite {
         assert!(store.verify().await.unwrap().is_sound());
     }
 
-    pub(super) async fn a_reused_idempotency_key_with_another_request_is_a_conflict(store: Arc<dyn Store>, _url: &str) {
+    pub(super) async fn a_reused_idempotency_key_with_another_request_is_a_conflict(
+        store: Arc<dyn Store>,
+        _url: &str,
+    ) {
         store.create_account(&account("acct_c")).await.unwrap();
         let tx = top_up("acct_c", 100, "k").with_fingerprint(Some("f1".into()));
         store.post(&tx).await.unwrap();
@@ -180,8 +189,7 @@ mod suite {
         store.post(&top_up("acct_b", 1_000, "in")).await.unwrap();
         let debits: Vec<Transaction> = (0..2500)
             .map(|i| {
-                Transaction::debit("acct_b", usd(1), format!("d{i}"), format!("req{i}"), 2)
-                    .unwrap()
+                Transaction::debit("acct_b", usd(1), format!("d{i}"), format!("req{i}"), 2).unwrap()
             })
             .collect();
         assert_eq!(store.post_batch(&debits[..300]).await.unwrap(), 300);
@@ -260,12 +268,7 @@ mod suite {
         assert_eq!(page.len(), 4);
         assert!(page.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
         assert_eq!(page[0].tx.postings.len(), 2);
-        assert_eq!(
-            page[0]
-                .tx
-                .amount_on(&LedgerAccount::customer("acct_l")),
-            -3
-        );
+        assert_eq!(page[0].tx.amount_on(&LedgerAccount::customer("acct_l")), -3);
         q.before_seq = Some(page[3].seq);
         let rest = store.ledger(&q).await.unwrap();
         assert_eq!(rest.len(), 2, "one debit and the top-up");
@@ -279,7 +282,10 @@ mod suite {
         assert_eq!(store.ledger(&q).await.unwrap().len(), 2);
     }
 
-    pub(super) async fn the_revision_moves_with_accounts_keys_and_money_in(store: Arc<dyn Store>, _url: &str) {
+    pub(super) async fn the_revision_moves_with_accounts_keys_and_money_in(
+        store: Arc<dyn Store>,
+        _url: &str,
+    ) {
         let r0 = store.revision().await.unwrap();
         store.create_account(&account("acct_x")).await.unwrap();
         let r1 = store.revision().await.unwrap();
@@ -308,12 +314,18 @@ impl Direct<'_> {
             let mut c = sqlx::SqliteConnection::connect(self.url)
                 .await
                 .map_err(|e| e.to_string())?;
-            sqlx::query(sql).execute(&mut c).await.map_err(|e| e.to_string())?;
+            sqlx::query(sql)
+                .execute(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
         } else {
             let mut c = sqlx::PgConnection::connect(self.url)
                 .await
                 .map_err(|e| e.to_string())?;
-            sqlx::query(sql).execute(&mut c).await.map_err(|e| e.to_string())?;
+            sqlx::query(sql)
+                .execute(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -399,7 +411,13 @@ async fn run_history(store: Arc<dyn Store>, ops: &[Op]) -> Result<(), TestCaseEr
     prop_assert!(report.mismatched.is_empty(), "{:?}", report);
     prop_assert!(report.incomplete.is_empty(), "{:?}", report);
     // Money is neither made nor lost: every balance sums to zero.
-    let total: i64 = store.balances().await.unwrap().iter().map(|b| b.amount).sum();
+    let total: i64 = store
+        .balances()
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.amount)
+        .sum();
     prop_assert_eq!(total, 0);
     Ok(())
 }

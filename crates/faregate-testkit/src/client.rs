@@ -65,17 +65,22 @@ impl Client {
 
     /// Sends `req` and reads the whole answer.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
-        let res = tokio::time::timeout(Duration::from_secs(30), self.inner.request(req))
+        tokio::time::timeout(Duration::from_secs(30), self.try_send(req))
             .await
             .expect("no answer within 30 s")
-            .expect("request failed");
+            .expect("request failed")
+    }
+
+    /// Sends `req`; a failed connection or body is an error, not a panic.
+    pub async fn try_send(&self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
+        let res = self.inner.request(req).await.map_err(|e| e.to_string())?;
         let (parts, body) = res.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        Reply {
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Reply {
             status: parts.status,
             headers: parts.headers,
             body,
-        }
+        })
     }
 
     /// Sends `req` and returns the streaming response.

@@ -35,7 +35,9 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> 
     let upstream_addr = upstream.local_addr()?;
     tokio::spawn(serve_upstream(upstream));
 
-    let data = tempfile::Builder::new().prefix("faregate-demo-").tempdir()?;
+    let data = tempfile::Builder::new()
+        .prefix("faregate-demo-")
+        .tempdir()?;
     let admin_token = random_token(32);
     let text = config_text(
         port,

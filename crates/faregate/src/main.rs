@@ -2,6 +2,7 @@
 
 mod demo;
 mod example;
+mod ops;
 mod run;
 
 use std::path::PathBuf;
@@ -54,6 +55,34 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Create and list accounts.
+    Accounts {
+        #[command(flatten)]
+        store: ops::StoreArgs,
+        #[command(subcommand)]
+        command: ops::AccountsCommand,
+    },
+    /// Issue, list and revoke API keys.
+    Keys {
+        #[command(flatten)]
+        store: ops::StoreArgs,
+        #[command(subcommand)]
+        command: ops::KeysCommand,
+    },
+    /// Add prepaid credit.
+    Credits {
+        #[command(flatten)]
+        store: ops::StoreArgs,
+        #[command(subcommand)]
+        command: ops::CreditsCommand,
+    },
+    /// Check the ledger.
+    Ledger {
+        #[command(flatten)]
+        store: ops::StoreArgs,
+        #[command(subcommand)]
+        command: ops::LedgerCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +94,12 @@ fn main() -> ExitCode {
         Command::Serve { config } => run::block_on(threads, run::serve_file(config)),
         Command::Init { path, force } => example::write(&path, force),
         Command::CheckConfig { file } => run::check_config(&file),
+        Command::Accounts { store, command } => {
+            run::block_on(Some(1), ops::accounts(store, command))
+        }
+        Command::Keys { store, command } => run::block_on(Some(1), ops::keys(store, command)),
+        Command::Credits { store, command } => run::block_on(Some(1), ops::credits(store, command)),
+        Command::Ledger { store, command } => run::block_on(Some(1), ops::ledger(store, command)),
     };
     match result {
         Ok(code) => code,

@@ -56,7 +56,7 @@ pub(crate) fn block_on(
         .block_on(fut)
 }
 
-fn env(var: &str) -> Option<String> {
+pub(crate) fn env(var: &str) -> Option<String> {
     std::env::var(var).ok()
 }
 
@@ -105,9 +105,12 @@ pub(crate) async fn open_store(url: &str) -> anyhow::Result<Arc<dyn faregate_sto
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
     }
-    faregate_store::open(url)
-        .await
-        .with_context(|| format!("cannot open the store {}", faregate_gateway::config::redact_url(url)))
+    faregate_store::open(url).await.with_context(|| {
+        format!(
+            "cannot open the store {}",
+            faregate_gateway::config::redact_url(url)
+        )
+    })
 }
 
 pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
@@ -166,11 +169,8 @@ impl Running {
         let (addrs, admin_addr) = self.addrs();
         tracing::info!(listeners = ?addrs, admin = %admin_addr, "faregate is serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let admin_router = faregate_admin::router(
-            self.gw.clone(),
-            reload.clone(),
-            Some(self.credits.clone()),
-        );
+        let admin_router =
+            faregate_admin::router(self.gw.clone(), reload.clone(), Some(self.credits.clone()));
         let mut admin_stop = stop_rx.clone();
         let admin = tokio::spawn(faregate_admin::serve(
             self.admin,

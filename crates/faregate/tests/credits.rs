@@ -68,8 +68,12 @@ impl Setup {
     async fn start(test_store: TestStore, balance: u64, extra: &str) -> Self {
         let up = Upstream::start().await;
         let store = test_store.open().await;
-        let gw = TestGateway::start_paid(&config(&up, extra), store.clone(), Duration::from_millis(10))
-            .await;
+        let gw = TestGateway::start_paid(
+            &config(&up, extra),
+            store.clone(),
+            Duration::from_millis(10),
+        )
+        .await;
         let credits = gw.credits.clone().unwrap();
         let account = new_account(&credits, balance).await;
         let key = key_for(&credits, &account, None, None).await;
@@ -191,7 +195,11 @@ async fn two_hundred_parallel_requests_against_37_calls_admit_exactly_37() {
             }
         }
         assert_eq!((ok, refused), (37, 163), "{backend}");
-        assert_eq!(s.up.requests(), 37, "{backend}: refused requests never reach the upstream");
+        assert_eq!(
+            s.up.requests(),
+            37,
+            "{backend}: refused requests never reach the upstream"
+        );
         assert_eq!(s.stored_balance().await, 0, "{backend}");
         assert_eq!(s.debits().await, 37, "{backend}");
         let report = s.store.verify().await.unwrap();
@@ -206,7 +214,10 @@ async fn the_402_says_what_it_costs_what_is_left_and_where_to_top_up() {
     assert_eq!(c.send(s.get("/paid/x", &s.key)).await.status, 200);
     let refused = c.send(s.get("/paid/x", &s.key)).await;
     assert_eq!(refused.status, 402);
-    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        refused.header("content-type"),
+        Some("application/problem+json")
+    );
     assert_eq!(refused.header("cache-control"), Some("no-store"));
     let p = refused.json();
     assert_eq!(p["code"], "insufficient_credits");
@@ -257,10 +268,7 @@ async fn charge_policies_decide_what_is_charged_and_gateway_failures_never_are()
         if charged {
             expected_charges += 1;
         }
-        let log = s
-            .gw
-            .log_line(|l| l["path"] == path)
-            .await;
+        let log = s.gw.log_line(|l| l["path"] == path).await;
         assert_eq!(log["charge"].is_string(), charged, "{path}: {log}");
     }
     assert_eq!(s.debits().await, expected_charges);
@@ -373,5 +381,8 @@ async fn a_caller_who_leaves_mid_response_is_not_charged() {
     let line = s.gw.log_line(|l| l["path"] == "/paid/stall").await;
     assert!(line["charge"].is_null(), "{line}");
     assert_eq!(s.debits().await, 0);
-    assert_eq!(s.credits().spendable(&s.account).unwrap().atomic(), 100 * PRICE);
+    assert_eq!(
+        s.credits().spendable(&s.account).unwrap().atomic(),
+        100 * PRICE
+    );
 }

@@ -1,0 +1,345 @@
+//! Operator commands that work on the store directly: `accounts`, `keys`,
+//! `credits` and `ledger verify`. They need no running gateway; a gateway
+//! sharing the store notices their changes within a second.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use faregate_core::{Currency, Money};
+use faregate_rails::credits::{KeyRequest, TopUp, posted_record};
+use faregate_store::{Account, LedgerAccount, Posted, Store};
+
+/// Which store to open.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// The store URL (`sqlite://PATH` or `postgres://…`); overrides the config file's.
+    #[arg(long, env = "FAREGATE_STORE", global = true)]
+    store: Option<String>,
+    /// The config file whose `[store]` to use.
+    #[arg(long, short, global = true, default_value = "faregate.toml")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccountsCommand {
+    /// Create an account.
+    Create {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+        /// The currency its balance is kept in.
+        #[arg(long, default_value = "USD")]
+        currency: String,
+    },
+    /// List accounts with their balances.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Issue an API key; it is printed once and never stored.
+    Create {
+        /// The account it spends from.
+        #[arg(long)]
+        account: String,
+        /// An `fg_test_` key instead of `fg_live_`.
+        #[arg(long)]
+        test: bool,
+        /// Route names it may use (all when absent), comma separated.
+        #[arg(long, value_delimiter = ',')]
+        routes: Option<Vec<String>>,
+        /// Lifetime, such as `30d`, `12h` or `90m`.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List an account's keys (never the keys themselves).
+    List {
+        /// The account.
+        #[arg(long)]
+        account: String,
+    },
+    /// Revoke a key.
+    Revoke {
+        /// The key's id (`key_…`).
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CreditsCommand {
+    /// Add prepaid credit to an account; committed before this returns.
+    Add {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The amount as a decimal, such as `5.00`.
+        #[arg(long)]
+        amount: String,
+        /// Its currency (must be the account's).
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        /// Why, for the ledger.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Makes retrying this command safe: the same key is applied once.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LedgerCommand {
+    /// Recompute every balance and check every transaction; exit 1 on any discrepancy.
+    Verify,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl StoreArgs {
+    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let url = match &self.store {
+            Some(url) => url.clone(),
+            None if self.config.exists() => {
+                faregate_gateway::config::load_file(
+                    &self.config,
+                    &crate::run::env,
+                    crate::run::RAILS,
+                )
+                .map_err(|e| anyhow::anyhow!("{}: {e}", self.config.display()))?
+                .store
+                .url
+            }
+            None => faregate_gateway::config::DEFAULT_STORE_URL.to_owned(),
+        };
+        crate::run::open_store(&url).await
+    }
+}
+
+pub(crate) async fn accounts(
+    store: StoreArgs,
+    command: AccountsCommand,
+) -> anyhow::Result<ExitCode> {
+    let store = store.open().await?;
+    match command {
+        AccountsCommand::Create { name, currency } => {
+            let account = Account {
+                id: faregate_store::new_id("acct"),
+                name,
+                currency: Currency::from_code(&currency)?,
+                created_at: now_ms(),
+            };
+            store.create_account(&account).await?;
+            println!("{}\t{}\t{}", account.id, account.currency, account.name);
+        }
+        AccountsCommand::List => {
+            let mut after: Option<String> = None;
+            println!("ID\tCURRENCY\tBALANCE\tNAME");
+            loop {
+                let page = store.accounts(after.as_deref(), 500).await?;
+                for a in &page {
+                    let balance = store
+                        .balance(&LedgerAccount::customer(&a.id), a.currency)
+                        .await?;
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        a.id,
+                        a.currency,
+                        signed(balance, a.currency),
+                        a.name
+                    );
+                }
+                match page.last() {
+                    Some(last) if page.len() == 500 => after = Some(last.id.clone()),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn keys(store: StoreArgs, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let store = store.open().await?;
+    match command {
+        KeysCommand::Create {
+            account,
+            test,
+            routes,
+            expires_in,
+        } => {
+            let expires_at = match expires_in {
+                None => None,
+                Some(text) => {
+                    let lifetime = parse_lifetime(&text)?;
+                    let ms = i64::try_from(lifetime.as_millis()).context("lifetime too long")?;
+                    Some(now_ms().saturating_add(ms))
+                }
+            };
+            let (key, record) = faregate_rails::credits::issue_key(
+                &*store,
+                KeyRequest {
+                    account_id: account,
+                    live: !test,
+                    routes,
+                    expires_at,
+                },
+            )
+            .await?;
+            eprintln!(
+                "Key {} for {}; it is shown this once and never stored:",
+                record.id, record.account_id
+            );
+            println!("{key}");
+        }
+        KeysCommand::List { account } => {
+            if store.account(&account).await?.is_none() {
+                bail!("no account {account}");
+            }
+            println!("ID\tPREFIX\tROUTES\tEXPIRES_AT_MS\tREVOKED_AT_MS");
+            for k in store.keys(&account).await? {
+                println!(
+                    "{}\t{}…\t{}\t{}\t{}",
+                    k.id,
+                    k.prefix,
+                    k.routes.map_or_else(|| "*".to_owned(), |r| r.join(",")),
+                    k.expires_at
+                        .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                    k.revoked_at
+                        .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                );
+            }
+        }
+        KeysCommand::Revoke { key_id } => match store.revoke_key(&key_id, now_ms()).await? {
+            Some(k) => println!("revoked {} of account {}", k.id, k.account_id),
+            None => bail!("no key {key_id}"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn credits(store: StoreArgs, command: CreditsCommand) -> anyhow::Result<ExitCode> {
+    let store = store.open().await?;
+    let CreditsCommand::Add {
+        account,
+        amount,
+        currency,
+        reason,
+        idempotency_key,
+    } = command;
+    let currency = Currency::from_code(&currency)?;
+    let amount = Money::parse_decimal(&amount, currency)
+        .with_context(|| format!("invalid amount {amount:?}"))?;
+    if amount.is_zero() {
+        bail!("the amount must be more than zero");
+    }
+    let idempotency_key = idempotency_key.unwrap_or_else(|| faregate_store::new_id("cli"));
+    let posted = faregate_rails::credits::top_up(
+        &*store,
+        TopUp {
+            account_id: account.clone(),
+            amount,
+            idempotency_key: format!("cli-credit:{account}:{idempotency_key}"),
+            reference: idempotency_key,
+            reason,
+            fingerprint: Some(format!("{account}:{}:{}", amount.atomic(), currency.code())),
+        },
+    )
+    .await?;
+    let record = posted_record(&posted);
+    let balance = store
+        .balance(&LedgerAccount::customer(&account), currency)
+        .await?;
+    match posted {
+        Posted::Created(_) => println!(
+            "added {} {} to {account} in {}; balance {}",
+            amount.decimal_string(),
+            currency,
+            record.tx.id,
+            signed(balance, currency)
+        ),
+        Posted::Replayed(_) => println!(
+            "already applied as {} (same idempotency key); balance {}",
+            record.tx.id,
+            signed(balance, currency)
+        ),
+        Posted::Conflict(_) => bail!(
+            "the idempotency key was already used for a different top-up ({})",
+            record.tx.id
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn ledger(store: StoreArgs, command: LedgerCommand) -> anyhow::Result<ExitCode> {
+    let store = store.open().await?;
+    let LedgerCommand::Verify = command;
+    let report = store.verify().await?;
+    println!(
+        "checked {} transactions, {} entries, {} balances ({})",
+        report.transactions,
+        report.entries,
+        report.balances,
+        store.backend()
+    );
+    for (tx, currency, sum) in &report.unbalanced {
+        println!("UNBALANCED  transaction {tx}: {currency} postings sum to {sum}");
+    }
+    for tx in &report.incomplete {
+        println!("INCOMPLETE  transaction {tx} has fewer than two entries");
+    }
+    for (account, currency, cached, computed) in &report.mismatched {
+        println!(
+            "MISMATCH    {account} {currency}: cached balance {cached}, entries sum to {computed}"
+        );
+    }
+    for (account, currency, balance) in &report.overdrawn {
+        println!("OVERDRAWN   {account} {currency}: {balance}");
+    }
+    if report.is_sound() {
+        println!("ledger ok");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("ledger NOT ok");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// A signed atomic amount as a decimal string.
+fn signed(atomic: i64, currency: Currency) -> String {
+    let money = Money::from_atomic(atomic.unsigned_abs(), currency).decimal_string();
+    if atomic < 0 {
+        format!("-{money}")
+    } else {
+        money
+    }
+}
+
+/// `30d`, `12h`, `90m` or `45s`.
+fn parse_lifetime(text: &str) -> anyhow::Result<Duration> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("expected a lifetime such as 30d, got {text:?}"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => bail!("expected a lifetime such as 30d, 12h or 90m, got {text:?}"),
+    };
+    if secs == 0 {
+        bail!("the lifetime must be more than zero");
+    }
+    Ok(Duration::from_secs(secs))
+}
