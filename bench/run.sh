@@ -4,7 +4,9 @@
 # Starts on 127.0.0.1 (free ports, temp dir):
 #   - an nginx upstream serving a ~40-byte JSON body at /bench/free and /bench/paid
 #   - nginx proxy_pass in front of it (upstream keepalive pool, HTTP/1.1)
-#   - faregate in front of it (a free route and an API-key route, access log on)
+#   - faregate in front of it, access log on: a free route, a route for a
+#     config-file API key, and a paid route (an account's key, credit reserved
+#     in memory, debits written to a SQLite ledger by the batched writer)
 # then measures each with the same wrk settings and prints a markdown table,
 # also written to bench/out/latest.md.
 #
@@ -207,6 +209,11 @@ wait_ready proxy "$PROXY_PID" "http://127.0.0.1:$PROXY_PORT/bench/free"
 "$FG" check-config "$TMP/faregate.toml" >"$TMP/faregate.check.log" 2>&1 ||
     die "faregate check-config rejected the generated config:
 $(cat "$TMP/faregate.check.log")"
+# The paying account: a million dollars at a micro-dollar a call.
+fgcli() { FAREGATE_LOG=warn "$FG" "$@" --config "$TMP/faregate.toml"; }
+ACCOUNT=$(fgcli accounts create --name bench | cut -f1) || die "cannot create the bench account"
+fgcli credits add --account "$ACCOUNT" --amount 1000000 --reason bench >/dev/null || die "cannot add credit"
+PAID_KEY=$(fgcli keys create --account "$ACCOUNT" 2>/dev/null) || die "cannot issue the bench key"
 fg_env=(FAREGATE_LOG=warn)
 [[ $FAREGATE_THREADS == auto ]] || fg_env+=(FAREGATE_THREADS="$FAREGATE_THREADS")
 env -u FAREGATE_THREADS "${fg_env[@]}" "$FG" serve --config "$TMP/faregate.toml" \
@@ -232,28 +239,34 @@ body: $(head -c 600 "$TMP/check.body" 2>/dev/null)"
     log "check ok: $label -> $got"
 }
 AUTH=(-H "Authorization: Bearer $KEY")
+PAID_AUTH=(-H "Authorization: Bearer $PAID_KEY")
 expect "upstream" 200 "http://127.0.0.1:$UPSTREAM_PORT/bench/free"
 expect "upstream paid path" 200 "http://127.0.0.1:$UPSTREAM_PORT/bench/paid"
+expect "upstream key path" 200 "http://127.0.0.1:$UPSTREAM_PORT/bench/key"
 expect "nginx proxy_pass" 200 "http://127.0.0.1:$PROXY_PORT/bench/free"
 expect "faregate free" 200 "http://127.0.0.1:$FAREGATE_PORT/bench/free"
+expect "faregate key route without key" 401 "http://127.0.0.1:$FAREGATE_PORT/bench/key"
+expect "faregate key route with key" 200 "http://127.0.0.1:$FAREGATE_PORT/bench/key" "${AUTH[@]}"
 expect "faregate paid without key" 401 "http://127.0.0.1:$FAREGATE_PORT/bench/paid"
-expect "faregate paid with key" 200 "http://127.0.0.1:$FAREGATE_PORT/bench/paid" "${AUTH[@]}"
+expect "faregate paid with the account's key" 200 "http://127.0.0.1:$FAREGATE_PORT/bench/paid" "${PAID_AUTH[@]}"
 
 # ---------------------------------------------------------------- load ------
-TARGETS=(upstream nginx faregate_free faregate_paid)
+TARGETS=(upstream nginx faregate_free faregate_key faregate_paid)
 declare -A LABEL=(
     [upstream]="upstream (direct)"
     [nginx]="nginx proxy_pass"
     [faregate_free]="faregate free route"
-    [faregate_paid]="faregate API-key route"
+    [faregate_key]="faregate API-key route"
+    [faregate_paid]="faregate paid route (credits + ledger)"
 )
 declare -A URL=(
     [upstream]="http://127.0.0.1:$UPSTREAM_PORT/bench/free"
     [nginx]="http://127.0.0.1:$PROXY_PORT/bench/free"
     [faregate_free]="http://127.0.0.1:$FAREGATE_PORT/bench/free"
+    [faregate_key]="http://127.0.0.1:$FAREGATE_PORT/bench/key"
     [faregate_paid]="http://127.0.0.1:$FAREGATE_PORT/bench/paid"
 )
-declare -A PIDOF=([upstream]=$UPSTREAM_PID [nginx]=$PROXY_PID [faregate_free]=$FAREGATE_PID [faregate_paid]=$FAREGATE_PID)
+declare -A PIDOF=([upstream]=$UPSTREAM_PID [nginx]=$PROXY_PID [faregate_free]=$FAREGATE_PID [faregate_key]=$FAREGATE_PID [faregate_paid]=$FAREGATE_PID)
 declare -A RPS P50 P99 NON2XX SOCKERR
 
 # Prints: rps p50_ms p99_ms non2xx socket_errors (socket_errors last, may hold spaces)
@@ -281,15 +294,18 @@ parse_wrk() {
 
 run_target() { # key
     local t=$1 url=${URL[$1]} args=() out
-    [[ $t == faregate_paid ]] && args=("${AUTH[@]}")
+    [[ $t == faregate_key ]] && args=("${AUTH[@]}")
+    [[ $t == faregate_paid ]] && args=("${PAID_AUTH[@]}")
     kill -0 "${PIDOF[$t]}" 2>/dev/null || die "${LABEL[$t]}: its server is no longer running; see logs in $TMP"
     log "${LABEL[$t]}: warm-up ${WARMUP}s"
     timeout $((WARMUP + 30)) wrk -t "$WORKERS" -c "$CONNECTIONS" -d "${WARMUP}s" "${args[@]}" "$url" \
         >"$TMP/wrk-$t-warmup.txt" 2>&1 || die "wrk warm-up failed for ${LABEL[$t]}: $(cat "$TMP/wrk-$t-warmup.txt")"
     log "${LABEL[$t]}: measuring ${DURATION}s"
     out="$TMP/wrk-$t.txt"
+    [[ $t == faregate_paid ]] && ledger_metrics >"$TMP/ledger-before.txt"
     timeout $((DURATION + 60)) wrk -t "$WORKERS" -c "$CONNECTIONS" -d "${DURATION}s" --latency "${args[@]}" "$url" \
         >"$out" 2>&1 || die "wrk failed for ${LABEL[$t]}: $(cat "$out")"
+    [[ $t == faregate_paid ]] && sleep 0.2 && ledger_metrics >"$TMP/ledger-after.txt"
     kill -0 "${PIDOF[$t]}" 2>/dev/null || die "${LABEL[$t]}: its server died under load; see logs in $TMP"
     local r p5 p9 n s
     read -r r p5 p9 n s < <(parse_wrk "$out") || die "cannot parse wrk output for ${LABEL[$t]}:
@@ -298,7 +314,22 @@ $(cat "$out")"
     log "${LABEL[$t]}: $r req/s, p50 ${p5} ms, p99 ${p9} ms"
 }
 
+# Prints: debits batches rows (the ledger writer's counters)
+ledger_metrics() {
+    curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '
+        /^faregate_ledger_debits_total / { d = $2 }
+        /^faregate_ledger_batches_total / { b = $2 }
+        /^faregate_ledger_rows_total / { r = $2 }
+        END { printf "%d %d %d\n", d, b, r }'
+}
+
 for t in "${TARGETS[@]}"; do run_target "$t"; done
+
+read -r d0 b0 r0 <"$TMP/ledger-before.txt"
+read -r d1 b1 r1 <"$TMP/ledger-after.txt"
+LEDGER_DEBITS=$((d1 - d0)) LEDGER_BATCHES=$((b1 - b0)) LEDGER_ROWS=$((r1 - r0))
+# The ledger must account for every paid request: verify it.
+fgcli ledger verify >"$TMP/ledger-verify.txt" 2>&1 || die "ledger verify failed: $(cat "$TMP/ledger-verify.txt")"
 
 # ---------------------------------------------------------------- report ----
 access_lines=$(wc -l <"$TMP/faregate.access.log" | tr -d ' ')
@@ -339,6 +370,11 @@ report="$TMP/report.md"
         }'
     done
     echo
+    awk -v d="$LEDGER_DEBITS" -v b="$LEDGER_BATCHES" -v r="$LEDGER_ROWS" -v s="$DURATION" 'BEGIN {
+        printf "Paid route ledger (measured run only): %d debits in %d database transactions", d, b
+        if (d > 0) printf " = %.2f transactions per 1000 paid requests", b * 1000 / d
+        printf "; %d ledger rows written = %.0f rows/s. `faregate ledger verify`: ok.\n\n", r, r / s
+    }'
     echo "Errors during measurement:"
     for t in "${TARGETS[@]}"; do
         echo "- ${LABEL[$t]}: non-2xx/3xx responses ${NON2XX[$t]}; socket errors: ${SOCKERR[$t]}"

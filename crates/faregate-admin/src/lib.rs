@@ -69,7 +69,11 @@ pub fn router(gw: Arc<Gateway>, reload: Option<Reloader>, credits: Option<Arc<Cr
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
-    let mut r = s.gw.metrics().render().into_response();
+    let mut text = s.gw.metrics().render();
+    if let Some(credits) = &s.credits {
+        text.push_str(&credits.render_metrics());
+    }
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -151,6 +151,64 @@ impl Credits {
         &self.stats
     }
 
+    /// The ledger writer's counters in Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.stats;
+        let mut out = String::new();
+        for (name, kind, help, value) in [
+            (
+                "faregate_ledger_batches_total",
+                "counter",
+                "Database transactions that wrote debits.",
+                s.batches.load(Relaxed),
+            ),
+            (
+                "faregate_ledger_debits_total",
+                "counter",
+                "Per-request debits written.",
+                s.debits.load(Relaxed),
+            ),
+            (
+                "faregate_ledger_rows_total",
+                "counter",
+                "Ledger rows written by the batched writer (transactions, entries, balance upserts).",
+                s.rows.load(Relaxed),
+            ),
+            (
+                "faregate_ledger_batch_failures_total",
+                "counter",
+                "Batches that failed and were kept to retry.",
+                s.failures.load(Relaxed),
+            ),
+            (
+                "faregate_ledger_backlog",
+                "gauge",
+                "Debits waiting to be written.",
+                s.backlog.load(Relaxed),
+            ),
+            (
+                "faregate_ledger_max_commit_microseconds",
+                "gauge",
+                "The longest batch commit so far.",
+                s.max_commit_micros.load(Relaxed),
+            ),
+            (
+                "faregate_api_keys",
+                "gauge",
+                "Active account keys held in memory.",
+                self.book.key_count() as u64,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        out
+    }
+
     /// How many keys the in-memory directory holds.
     pub fn key_count(&self) -> usize {
         self.book.key_count()
