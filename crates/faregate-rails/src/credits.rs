@@ -167,13 +167,13 @@ impl Credits {
             (
                 "faregate_ledger_debits_total",
                 "counter",
-                "Per-request debits written.",
+                "Requests' charges written (usage records).",
                 s.debits.load(Relaxed),
             ),
             (
                 "faregate_ledger_rows_total",
                 "counter",
-                "Ledger rows written by the batched writer (transactions, entries, balance upserts).",
+                "Rows written by the batched writer: debit transactions, entries, balance upserts, usage records.",
                 s.rows.load(Relaxed),
             ),
             (

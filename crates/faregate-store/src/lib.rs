@@ -8,6 +8,11 @@
 //! transaction carries a unique idempotency key, so posting it twice is a
 //! no-op. Balances are derived from the entries and cached in a table that
 //! moves in the same database transaction; [`Store::verify`] recomputes them.
+//!
+//! Per-request charges are written in batches: one debit transaction per
+//! account per batch, and one [`UsageRecord`] per request naming the request
+//! and the debit it is part of, so every charge can still be traced to its
+//! request while the double-entry rows grow with batches, not requests.
 
 mod ledger;
 mod migrate;
@@ -83,6 +88,19 @@ pub struct KeyRecord {
     pub created_at: i64,
 }
 
+/// One request's charge, part of a batched debit transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// The debit transaction that carries it.
+    pub transaction_id: String,
+    /// The request id.
+    pub reference: String,
+    /// Atomic units charged, in the transaction's currency.
+    pub amount: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
 /// What posting a transaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Posted {
@@ -141,6 +159,11 @@ pub struct VerifyReport {
     /// `(account, currency, balance)` for customer accounts below zero:
     /// money spent that was never there.
     pub overdrawn: Vec<(String, String, i64)>,
+    /// Usage records checked.
+    pub usage: u64,
+    /// `(transaction id, usage sum, debited)` where a batched debit does not
+    /// equal the sum of the requests it carries.
+    pub usage_mismatched: Vec<(String, i64, i64)>,
 }
 
 impl VerifyReport {
@@ -150,6 +173,7 @@ impl VerifyReport {
             && self.incomplete.is_empty()
             && self.mismatched.is_empty()
             && self.overdrawn.is_empty()
+            && self.usage_mismatched.is_empty()
     }
 }
 
@@ -180,10 +204,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Commits one transaction before returning, exactly once per
     /// idempotency key.
     async fn post(&self, tx: &Transaction) -> Result<Posted>;
-    /// Commits many transactions in one database transaction (group
-    /// commit); those whose idempotency key is already taken are skipped.
-    /// Returns how many were new.
-    async fn post_batch(&self, txs: &[Transaction]) -> Result<usize>;
+    /// Commits many transactions, with the usage records that belong to
+    /// them, in one database transaction (group commit). Transactions whose
+    /// idempotency key is already taken are skipped with their usage.
+    /// Returns how many transactions were new.
+    async fn post_batch(&self, txs: &[Transaction], usage: &[UsageRecord]) -> Result<usize>;
+    /// The usage records charged to a ledger account, newest first, older
+    /// than the sequence number `before_seq`; each with its sequence number.
+    async fn usage(
+        &self,
+        account: &LedgerAccount,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, UsageRecord)>>;
     /// One transaction by its idempotency key.
     async fn transaction_by_key(&self, idempotency_key: &str) -> Result<Option<TransactionRecord>>;
     /// Transactions, newest first.

@@ -45,6 +45,14 @@ CREATE TABLE ledger_entries (
 );
 CREATE INDEX ledger_entries_account ON ledger_entries (account, transaction_id);
 CREATE INDEX ledger_entries_transaction ON ledger_entries (transaction_id);
+CREATE TABLE usage_records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    transaction_id TEXT NOT NULL REFERENCES ledger_transactions (id),
+    reference TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX usage_records_transaction ON usage_records (transaction_id);
 CREATE TABLE balances (
     account TEXT NOT NULL,
     currency TEXT NOT NULL,
@@ -60,6 +68,10 @@ CREATE TRIGGER ledger_transactions_no_delete BEFORE DELETE ON ledger_transaction
 CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER usage_records_no_update BEFORE UPDATE ON usage_records
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER usage_records_no_delete BEFORE DELETE ON usage_records
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 "#,
 )];
@@ -104,6 +116,14 @@ CREATE TABLE ledger_entries (
 );
 CREATE INDEX ledger_entries_account ON ledger_entries (account, transaction_id);
 CREATE INDEX ledger_entries_transaction ON ledger_entries (transaction_id);
+CREATE TABLE usage_records (
+    seq BIGSERIAL PRIMARY KEY,
+    transaction_id TEXT NOT NULL REFERENCES ledger_transactions (id),
+    reference TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX usage_records_transaction ON usage_records (transaction_id);
 CREATE TABLE balances (
     account TEXT NOT NULL,
     currency TEXT NOT NULL,
@@ -120,6 +140,8 @@ $$;
 CREATE TRIGGER ledger_transactions_append_only BEFORE UPDATE OR DELETE ON ledger_transactions
     FOR EACH ROW EXECUTE FUNCTION faregate_append_only();
 CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries
+    FOR EACH ROW EXECUTE FUNCTION faregate_append_only();
+CREATE TRIGGER usage_records_append_only BEFORE UPDATE OR DELETE ON usage_records
     FOR EACH ROW EXECUTE FUNCTION faregate_append_only();
 "#,
 )];

@@ -15,8 +15,8 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::ledger::{LedgerAccount, Posting, Transaction, TransactionRecord, TxKind};
 use crate::{
-    Account, Balance, KeyRecord, LedgerQuery, Posted, Result, Store, StoreError, VerifyReport,
-    migrate,
+    Account, Balance, KeyRecord, LedgerQuery, Posted, Result, Store, StoreError, UsageRecord,
+    VerifyReport, migrate,
 };
 
 /// Rows per multi-row statement: far below both backends' bind limits
@@ -499,7 +499,7 @@ macro_rules! sql_store {
                 }))
             }
 
-            async fn post_batch(&self, txs: &[Transaction]) -> Result<usize> {
+            async fn post_batch(&self, txs: &[Transaction], usage: &[UsageRecord]) -> Result<usize> {
                 for tx in txs {
                     tx.validate()?;
                 }
@@ -526,8 +526,57 @@ macro_rules! sql_store {
                 let fresh: Vec<&Transaction> =
                     txs.iter().filter(|t| new.contains(&t.id)).collect();
                 Self::write_entries(&mut db, &fresh).await?;
+                let usage: Vec<&UsageRecord> = usage
+                    .iter()
+                    .filter(|u| new.contains(&u.transaction_id))
+                    .collect();
+                for chunk in usage.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO usage_records (transaction_id, reference, amount, created_at) ",
+                    );
+                    q.push_values(chunk, |mut b, u| {
+                        b.push_bind(u.transaction_id.as_str())
+                            .push_bind(u.reference.as_str())
+                            .push_bind(u.amount)
+                            .push_bind(u.created_at);
+                    });
+                    q.build().execute(&mut *db).await?;
+                }
                 db.commit().await?;
                 Ok(fresh.len())
+            }
+
+            async fn usage(
+                &self,
+                account: &LedgerAccount,
+                before_seq: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<(i64, UsageRecord)>> {
+                sqlx::query(
+                    "SELECT u.seq, u.transaction_id, u.reference, u.amount, u.created_at \
+                     FROM usage_records u \
+                     WHERE u.transaction_id IN \
+                         (SELECT transaction_id FROM ledger_entries WHERE account = $1) \
+                     AND u.seq < $2 ORDER BY u.seq DESC LIMIT $3",
+                )
+                .bind(account.as_str())
+                .bind(before_seq.unwrap_or(i64::MAX))
+                .bind(i64::from(limit.clamp(1, 10_000)))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get("seq")?,
+                        UsageRecord {
+                            transaction_id: row.try_get("transaction_id")?,
+                            reference: row.try_get("reference")?,
+                            amount: row.try_get("amount")?,
+                            created_at: row.try_get("created_at")?,
+                        },
+                    ))
+                })
+                .collect()
             }
 
             async fn transaction_by_key(
@@ -650,6 +699,23 @@ macro_rules! sql_store {
                     sqlx::query_as("SELECT account, currency, balance FROM balances")
                         .fetch_all(&mut *db)
                         .await?;
+                report.usage = count(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM usage_records")
+                        .fetch_one(&mut *db)
+                        .await?,
+                );
+                // A batched debit must equal the requests it carries.
+                report.usage_mismatched = sqlx::query_as(
+                    "SELECT u.transaction_id, u.total, COALESCE(-e.amount, 0) \
+                     FROM (SELECT transaction_id, CAST(SUM(amount) AS BIGINT) AS total \
+                           FROM usage_records GROUP BY transaction_id) u \
+                     LEFT JOIN ledger_entries e \
+                       ON e.transaction_id = u.transaction_id AND e.account LIKE 'customer:%' \
+                     WHERE e.amount IS NULL OR -e.amount <> u.total \
+                     ORDER BY u.transaction_id",
+                )
+                .fetch_all(&mut *db)
+                .await?;
                 db.commit().await?;
                 compare_balances(&mut report, cached, computed);
                 Ok(report)

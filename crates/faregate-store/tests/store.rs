@@ -6,7 +6,7 @@ use std::sync::Arc;
 use faregate_core::{Currency, Money};
 use faregate_store::{
     Account, KeyRecord, LedgerAccount, LedgerQuery, Posted, Store, StoreError, Transaction, TxKind,
-    new_id,
+    UsageRecord, new_id,
 };
 use faregate_testkit::TestStore;
 use proptest::prelude::*;
@@ -73,6 +73,7 @@ on_every_store!(
     verify_finds_a_tampered_balance,
     the_ledger_pages_and_filters,
     the_revision_moves_with_accounts_keys_and_money_in,
+    usage_records_trace_a_batched_debit_to_its_requests,
 );
 
 mod suite {
@@ -192,9 +193,9 @@ mod suite {
                 Transaction::debit("acct_b", usd(1), format!("d{i}"), format!("req{i}"), 2).unwrap()
             })
             .collect();
-        assert_eq!(store.post_batch(&debits[..300]).await.unwrap(), 300);
+        assert_eq!(store.post_batch(&debits[..300], &[]).await.unwrap(), 300);
         // A retried batch that partly committed before writes only the rest.
-        assert_eq!(store.post_batch(&debits).await.unwrap(), 2200);
+        assert_eq!(store.post_batch(&debits, &[]).await.unwrap(), 2200);
         assert_eq!(balance(&*store, "acct_b").await, 1_000 - 2500);
         assert_eq!(
             store
@@ -258,7 +259,7 @@ mod suite {
                     .unwrap()
             })
             .collect();
-        store.post_batch(&debits).await.unwrap();
+        store.post_batch(&debits, &[]).await.unwrap();
         let mut q = LedgerQuery {
             account: Some(LedgerAccount::customer("acct_l")),
             limit: 4,
@@ -297,8 +298,57 @@ mod suite {
         let r3 = store.revision().await.unwrap();
         assert!(r3 > r2);
         let debit = Transaction::debit("acct_x", usd(1), "d".into(), "r".into(), 0).unwrap();
-        store.post_batch(&[debit]).await.unwrap();
+        store.post_batch(&[debit], &[]).await.unwrap();
         assert_eq!(store.revision().await.unwrap(), r3, "debits are our own");
+    }
+
+    pub(super) async fn usage_records_trace_a_batched_debit_to_its_requests(
+        store: Arc<dyn Store>,
+        url: &str,
+    ) {
+        store.create_account(&account("acct_u")).await.unwrap();
+        store.post(&top_up("acct_u", 100, "in")).await.unwrap();
+        let debit =
+            Transaction::debit("acct_u", usd(6), "batch-1".into(), "batch:1".into(), 5).unwrap();
+        let usage: Vec<UsageRecord> = [1, 2, 3]
+            .iter()
+            .map(|n| UsageRecord {
+                transaction_id: debit.id.clone(),
+                reference: format!("req-{n}"),
+                amount: *n,
+                created_at: 5,
+            })
+            .collect();
+        assert_eq!(store.post_batch(&[debit.clone()], &usage).await.unwrap(), 1);
+        // A retry of the same batch writes neither the debit nor its usage again.
+        assert_eq!(store.post_batch(&[debit.clone()], &usage).await.unwrap(), 0);
+        let listed = store
+            .usage(&LedgerAccount::customer("acct_u"), None, 10)
+            .await
+            .unwrap();
+        let refs: Vec<_> = listed.iter().map(|(_, u)| u.reference.as_str()).collect();
+        assert_eq!(refs, ["req-3", "req-2", "req-1"]);
+        let page = store
+            .usage(&LedgerAccount::customer("acct_u"), Some(listed[0].0), 10)
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 2);
+        let report = store.verify().await.unwrap();
+        assert!(report.is_sound(), "{report:?}");
+        assert_eq!(report.usage, 3);
+        // A debit that does not match its requests is found.
+        let short =
+            Transaction::debit("acct_u", usd(5), "batch-2".into(), "batch:2".into(), 6).unwrap();
+        let usage = [UsageRecord {
+            transaction_id: short.id.clone(),
+            reference: "req-4".into(),
+            amount: 7,
+            created_at: 6,
+        }];
+        store.post_batch(&[short.clone()], &usage).await.unwrap();
+        let report = store.verify().await.unwrap();
+        assert_eq!(report.usage_mismatched, vec![(short.id, 7, 5)]);
+        let _ = url;
     }
 }
 
@@ -382,7 +432,7 @@ async fn run_history(store: Arc<dyn Store>, ops: &[Op]) -> Result<(), TestCaseEr
                             .unwrap()
                     })
                     .collect();
-                prop_assert_eq!(store.post_batch(&txs).await.unwrap(), txs.len());
+                prop_assert_eq!(store.post_batch(&txs, &[]).await.unwrap(), txs.len());
                 for (tx, (a, m)) in txs.into_iter().zip(list) {
                     model[*a] -= *m as i64;
                     posted.push((tx, *a, -(*m as i64)));
@@ -393,7 +443,9 @@ async fn run_history(store: Arc<dyn Store>, ops: &[Op]) -> Result<(), TestCaseEr
                 let mut again = tx.clone();
                 again.id = new_id("tx");
                 match tx.kind {
-                    TxKind::Debit => prop_assert_eq!(store.post_batch(&[again]).await.unwrap(), 0),
+                    TxKind::Debit => {
+                        prop_assert_eq!(store.post_batch(&[again], &[]).await.unwrap(), 0)
+                    }
                     _ => prop_assert!(matches!(
                         store.post(&again).await.unwrap(),
                         Posted::Replayed(_)

@@ -283,10 +283,11 @@ pub(crate) async fn ledger(store: StoreArgs, command: LedgerCommand) -> anyhow::
     let LedgerCommand::Verify = command;
     let report = store.verify().await?;
     println!(
-        "checked {} transactions, {} entries, {} balances ({})",
+        "checked {} transactions, {} entries, {} balances, {} usage records ({})",
         report.transactions,
         report.entries,
         report.balances,
+        report.usage,
         store.backend()
     );
     for (tx, currency, sum) in &report.unbalanced {
@@ -302,6 +303,9 @@ pub(crate) async fn ledger(store: StoreArgs, command: LedgerCommand) -> anyhow::
     }
     for (account, currency, balance) in &report.overdrawn {
         println!("OVERDRAWN   {account} {currency}: {balance}");
+    }
+    for (tx, usage, debited) in &report.usage_mismatched {
+        println!("USAGE       transaction {tx}: debits {debited} for requests summing to {usage}");
     }
     if report.is_sound() {
         println!("ledger ok");

@@ -106,15 +106,28 @@ impl Setup {
             .unwrap()
     }
 
+    /// Requests charged to the account, as the ledger records them.
     async fn debits(&self) -> usize {
         self.credits().flush().await.unwrap();
+        let account = LedgerAccount::customer(&self.account);
+        let usage = self.store.usage(&account, None, 10_000).await.unwrap();
         let q = faregate_store::LedgerQuery {
-            account: Some(LedgerAccount::customer(&self.account)),
+            account: Some(account),
             kind: Some(TxKind::Debit),
             limit: 1000,
             ..Default::default()
         };
-        self.store.ledger(&q).await.unwrap().len()
+        // Batched debits carry exactly the requests' charges.
+        let debited: i64 = self
+            .store
+            .ledger(&q)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| -r.tx.amount_on(&LedgerAccount::customer(&self.account)))
+            .sum();
+        assert_eq!(debited, usage.iter().map(|(_, u)| u.amount).sum::<i64>());
+        usage.len()
     }
 }
 

@@ -3,20 +3,21 @@
 //!
 //! Settled requests push a [`Debit`] onto a queue and return at once. Every
 //! flush interval the writer takes the whole queue and posts it as one
-//! database transaction; a failed batch is kept, with the same idempotency
-//! keys, and tried again, so a commit whose answer was lost cannot charge
-//! twice. Between flushes the writer polls the store's revision and, when
+//! database transaction: per account, one ledger debit of the batch's sum,
+//! and per request one usage record naming the request and that debit. A
+//! failed batch is kept, with the same idempotency keys, and tried again, so
+//! a commit whose answer was lost cannot charge twice. Between flushes the writer polls the store's revision and, when
 //! another process changed keys, accounts or money paid in, reloads them.
 //! Because flushes and reloads run on this one task, a reload always sees
 //! the store exactly without the debits still queued here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use faregate_core::{Currency, Money};
-use faregate_store::{LedgerAccount, Store, StoreError, Transaction};
+use faregate_store::{LedgerAccount, Store, StoreError, Transaction, UsageRecord};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,16 +48,26 @@ pub(crate) enum Command {
 pub struct WriterStats {
     /// Database transactions that wrote debits.
     pub batches: AtomicU64,
-    /// Debits written.
+    /// Requests' charges written (usage records).
     pub debits: AtomicU64,
-    /// Ledger rows written: transactions, entries and balance upserts.
+    /// Rows written: debit transactions, their entries, balance upserts
+    /// and usage records.
     pub rows: AtomicU64,
     /// Batches that failed and were kept to retry.
     pub failures: AtomicU64,
     /// The longest batch commit, in microseconds.
     pub max_commit_micros: AtomicU64,
-    /// Debits waiting in the queue or for a retry, as of the last flush.
+    /// Charges waiting for a retry, as of the last flush.
     pub backlog: AtomicU64,
+}
+
+/// Transactions and usage records not yet written.
+#[derive(Debug, Default)]
+struct Pending {
+    txs: Vec<Transaction>,
+    usage: Vec<UsageRecord>,
+    /// Each debit's account and amount, to move the book once written.
+    cells: Vec<(Arc<AccountCell>, u64)>,
 }
 
 pub(crate) struct Writer {
@@ -66,9 +77,13 @@ pub(crate) struct Writer {
     pub(crate) stats: Arc<WriterStats>,
     pub(crate) flush_interval: Duration,
     pub(crate) poll_interval: Duration,
-    /// Batches that failed, kept with their transactions (and so their
-    /// idempotency keys) for the next try.
-    retry: Vec<(Transaction, Arc<AccountCell>, u64)>,
+    /// What the next flush writes: a failed batch is kept whole, with its
+    /// idempotency keys, for the next try.
+    pending: Pending,
+    /// This process's name in debit idempotency keys and batch references.
+    node: String,
+    /// Batches made so far.
+    batches: u64,
     revision: i64,
 }
 
@@ -88,7 +103,9 @@ impl Writer {
             stats,
             flush_interval,
             poll_interval,
-            retry: Vec::new(),
+            pending: Pending::default(),
+            node: faregate_store::new_id("node"),
+            batches: 0,
             revision: i64::MIN,
         }
     }
@@ -129,54 +146,42 @@ impl Writer {
         }
     }
 
-    /// Writes what is queued, with what failed before, in one transaction.
+    /// Writes what is queued, with what failed before, in one database
+    /// transaction: per account, one debit of the sum, and one usage record
+    /// per request naming the request and that debit.
     pub(crate) async fn flush(&mut self) -> bool {
         let fresh = std::mem::take(&mut *self.queue.lock());
-        for d in fresh {
-            let amount = Money::from_atomic(d.amount, d.cell.currency);
-            let id = faregate_store::new_id("tx");
-            match Transaction::debit(&d.cell.id, amount, id.clone(), d.request_id, d.at_ms) {
-                Ok(mut tx) => {
-                    tx.id = id;
-                    self.retry.push((tx, d.cell, d.amount));
-                }
-                Err(e) => {
-                    // Only an amount beyond 63 bits gets here; such a hold
-                    // is never admitted, but never lose track of it either.
-                    tracing::error!(error = %e, account = %d.cell.id, "debit could not be recorded");
-                }
-            }
+        if !fresh.is_empty() {
+            self.batch(fresh);
         }
         self.stats
             .backlog
-            .store(self.retry.len() as u64, Ordering::Relaxed);
-        if self.retry.is_empty() {
+            .store(self.pending.usage.len() as u64, Ordering::Relaxed);
+        if self.pending.txs.is_empty() {
             return true;
         }
-        let txs: Vec<Transaction> = self.retry.iter().map(|(tx, _, _)| tx.clone()).collect();
         let started = Instant::now();
-        match self.store.post_batch(&txs).await {
+        match self
+            .store
+            .post_batch(&self.pending.txs, &self.pending.usage)
+            .await
+        {
             Ok(_) => {
                 let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 self.stats
                     .max_commit_micros
                     .fetch_max(micros, Ordering::Relaxed);
-                let accounts = {
-                    let mut ids: Vec<&str> = txs
-                        .iter()
-                        .flat_map(|t| t.postings.iter().map(|p| p.account.as_str()))
-                        .collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    ids.len() as u64
-                };
-                let n = txs.len() as u64;
+                let p = std::mem::take(&mut self.pending);
+                let txs = p.txs.len() as u64;
+                // A transaction row, two entries and a balance upsert per
+                // account, one revenue upsert, one usage row per request.
+                let rows = txs * 4 + 1 + p.usage.len() as u64;
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                self.stats.debits.fetch_add(n, Ordering::Relaxed);
                 self.stats
-                    .rows
-                    .fetch_add(n * 3 + accounts, Ordering::Relaxed);
-                for (_, cell, amount) in self.retry.drain(..) {
+                    .debits
+                    .fetch_add(p.usage.len() as u64, Ordering::Relaxed);
+                self.stats.rows.fetch_add(rows, Ordering::Relaxed);
+                for (cell, amount) in p.cells {
                     cell.flushed(amount);
                 }
                 self.stats.backlog.store(0, Ordering::Relaxed);
@@ -184,9 +189,51 @@ impl Writer {
             }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, debits = txs.len(), "ledger batch failed; keeping it to retry");
+                tracing::error!(
+                    error = %e,
+                    requests = self.pending.usage.len(),
+                    "ledger batch failed; keeping it to retry"
+                );
                 false
             }
+        }
+    }
+
+    /// Turns queued debits into this batch's transactions and usage, added
+    /// to whatever is pending from a failed batch.
+    fn batch(&mut self, debits: Vec<Debit>) {
+        self.batches += 1;
+        let reference = format!("batch:{}:{}", self.node, self.batches);
+        let now = debits.last().map_or(0, |d| d.at_ms);
+        let mut by_account: BTreeMap<usize, (Arc<AccountCell>, u64, Vec<Debit>)> = BTreeMap::new();
+        for d in debits {
+            let entry = by_account
+                .entry(d.cell.index)
+                .or_insert_with(|| (d.cell.clone(), 0, Vec::new()));
+            entry.1 = entry.1.saturating_add(d.amount);
+            entry.2.push(d);
+        }
+        for (cell, total, debits) in by_account.into_values() {
+            let amount = Money::from_atomic(total, cell.currency);
+            let key = format!("debit:{}:{}:{}", self.node, self.batches, cell.id);
+            let tx = match Transaction::debit(&cell.id, amount, key, reference.clone(), now) {
+                Ok(tx) => tx,
+                Err(e) => {
+                    // Only a sum beyond 63 bits gets here.
+                    tracing::error!(error = %e, account = %cell.id, "debit could not be recorded");
+                    continue;
+                }
+            };
+            for d in debits {
+                self.pending.usage.push(UsageRecord {
+                    transaction_id: tx.id.clone(),
+                    reference: d.request_id,
+                    amount: i64::try_from(d.amount).unwrap_or(i64::MAX),
+                    created_at: d.at_ms,
+                });
+            }
+            self.pending.txs.push(tx);
+            self.pending.cells.push((cell, total));
         }
     }
 
@@ -198,7 +245,7 @@ impl Writer {
             tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
         }
         tracing::error!(
-            debits = self.retry.len(),
+            requests = self.pending.usage.len(),
             "ledger writer stopped with debits it could not write"
         );
     }
