@@ -319,9 +319,21 @@ mod suite {
                 created_at: 5,
             })
             .collect();
-        assert_eq!(store.post_batch(&[debit.clone()], &usage).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .post_batch(std::slice::from_ref(&debit), &usage)
+                .await
+                .unwrap(),
+            1
+        );
         // A retry of the same batch writes neither the debit nor its usage again.
-        assert_eq!(store.post_batch(&[debit.clone()], &usage).await.unwrap(), 0);
+        assert_eq!(
+            store
+                .post_batch(std::slice::from_ref(&debit), &usage)
+                .await
+                .unwrap(),
+            0
+        );
         let listed = store
             .usage(&LedgerAccount::customer("acct_u"), None, 10)
             .await
@@ -345,7 +357,10 @@ mod suite {
             amount: 7,
             created_at: 6,
         }];
-        store.post_batch(&[short.clone()], &usage).await.unwrap();
+        store
+            .post_batch(std::slice::from_ref(&short), &usage)
+            .await
+            .unwrap();
         let report = store.verify().await.unwrap();
         assert_eq!(report.usage_mismatched, vec![(short.id, 7, 5)]);
         let _ = url;
