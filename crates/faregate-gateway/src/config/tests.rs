@@ -126,8 +126,65 @@ fn a_priced_route_needs_a_payer() {
     let c = compile(&MINIMAL.replace("path = \"/a\"", "path = \"/a\"\nprice = \"1 USD\"")).unwrap();
     assert_eq!(
         c.routes.routes()[0].access,
-        Access::ApiKey,
-        "a priced route defaults to key holders"
+        Access::Rails(vec![RailKind::Credits]),
+        "a priced route defaults to key holders paying with credits"
+    );
+    let c = compile(&MINIMAL.replace(
+        "path = \"/a\"",
+        "path = \"/a\"\nprice = \"1 USD\"\naccess = \"api_key\"\ncharge = \"non_5xx\"",
+    ))
+    .unwrap();
+    let route = &c.routes.routes()[0];
+    assert_eq!(route.access, Access::Rails(vec![RailKind::Credits]));
+    assert_eq!(route.charge, faregate_core::ChargePolicy::NonServerError);
+    let free =
+        compile(&MINIMAL.replace("path = \"/a\"", "path = \"/a\"\naccess = \"api_key\"")).unwrap();
+    assert_eq!(free.routes.routes()[0].access, Access::ApiKey);
+    // Without the credits rail a priced key route cannot be paid.
+    let e = load(
+        &MINIMAL.replace("path = \"/a\"", "path = \"/a\"\nprice = \"1 USD\""),
+        Path::new("."),
+        &|_| None,
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(paths(&e), ["routes[0].access"]);
+    let e =
+        compile(&MINIMAL.replace("path = \"/a\"", "path = \"/a\"\ncharge = \"4xx\"")).unwrap_err();
+    assert_eq!(paths(&e), ["routes[0].charge"]);
+}
+
+#[test]
+fn the_store_and_top_up_link_are_checked() {
+    let c = compile(MINIMAL).unwrap();
+    assert_eq!(
+        c.store.url, "sqlite://./faregate-data/faregate.db",
+        "beside the config file"
+    );
+    assert_eq!(c.store.flush_interval, std::time::Duration::from_millis(10));
+    let text = format!(
+        "{MINIMAL}\n[store]\nurl = \"mysql://x\"\nflush_interval = \"0ms\"\n[credits]\ntop_up_url = \"ftp://x\"\ntop_up_method = \"PUT\"\n"
+    );
+    let e = compile(&text).unwrap_err();
+    assert_eq!(
+        paths(&e),
+        [
+            "store.url",
+            "store.flush_interval",
+            "credits.top_up_method",
+            "credits.top_up_url"
+        ]
+    );
+    assert!(
+        format!(
+            "{:?}",
+            super::StoreSettings {
+                url: "postgres://u:secret@h/db".into(),
+                flush_interval: std::time::Duration::from_millis(1),
+            }
+        )
+        .contains("u:***@h"),
+        "the store URL's password never reaches a log"
     );
 }
 
