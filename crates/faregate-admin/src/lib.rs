@@ -1,7 +1,7 @@
 //! The admin listener (loopback by default): Prometheus `/metrics`,
 //! `/healthz`, the OpenAPI document at `/openapi.json`, and the admin API
-//! under `/v1` (config reload, accounts, API keys, credits and the ledger)
-//! behind a bearer token that is compared in constant time.
+//! under `/v1` (config reload, accounts, API keys, credits, the ledger and
+//! per-request usage) behind a bearer token that is compared in constant time.
 //!
 //! Every error it produces is `application/problem+json` with a stable
 //! `code`, axum's own rejections (path, query, body, body size, method)

@@ -1,6 +1,7 @@
 //! The admin API under `/v1`: config reload, and the accounts, keys,
-//! credits and ledger that the store keeps. Every route needs the admin
-//! token; every answer is JSON and every refusal a problem document.
+//! credits, ledger and per-request usage that the store keeps. Every route
+//! needs the admin token; every answer is JSON and every refusal a problem
+//! document.
 //!
 //! [`endpoints`] is the one list of routes: the router is built from it, and
 //! a test checks the OpenAPI document against it.
@@ -10,6 +11,7 @@ mod keys;
 mod ledger;
 mod reload;
 mod top_up;
+mod usage;
 mod views;
 
 use axum::Router;
@@ -63,6 +65,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Method::DELETE, "/v1/keys/{key_id}", keys::revoke),
         endpoint(Method::POST, "/v1/accounts/{id}/credits", top_up::create),
         endpoint(Method::GET, "/v1/accounts/{id}/ledger", ledger::list),
+        endpoint(Method::GET, "/v1/accounts/{id}/usage", usage::list),
     ]
 }
 

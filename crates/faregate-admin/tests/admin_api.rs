@@ -17,3 +17,5 @@ mod keys;
 mod ledger;
 #[path = "admin_api/refusals.rs"]
 mod refusals;
+#[path = "admin_api/usage.rs"]
+mod usage;

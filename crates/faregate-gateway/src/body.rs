@@ -17,6 +17,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
+use crate::pool::Lease;
+
 /// Errors from either body.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -169,7 +171,12 @@ pub(crate) trait Finish: Send + 'static {
 
 enum Source {
     Full(Option<Bytes>),
-    Upstream { body: Incoming, idle: Idle },
+    Upstream {
+        body: Incoming,
+        idle: Idle,
+        /// The pooled connection it came on, given back at the body's end.
+        lease: Option<Lease>,
+    },
 }
 
 /// The body sent to the caller.
@@ -199,12 +206,14 @@ impl ResponseBody {
         }
     }
 
-    /// The upstream's body, with an idle timeout between frames.
-    pub(crate) fn upstream(body: Incoming, idle: Duration) -> Self {
+    /// The upstream's body, with an idle timeout between frames; `lease` is
+    /// the pooled connection it came on.
+    pub(crate) fn upstream(body: Incoming, idle: Duration, lease: Option<Lease>) -> Self {
         Self {
             source: Source::Upstream {
                 body,
                 idle: Idle::new(idle),
+                lease,
             },
             sent: 0,
             finish: None,
@@ -217,6 +226,13 @@ impl ResponseBody {
     }
 
     fn done(&mut self, complete: bool, error: Option<String>) {
+        if let Source::Upstream { lease, .. } = &mut self.source
+            && let Some(lease) = lease.take()
+            && complete
+        {
+            // Read to its end: the connection can carry the next request.
+            lease.release();
+        }
         if let Some(f) = self.finish.take() {
             f.finish(self.sent, complete, error);
         }
@@ -234,7 +250,7 @@ impl Body for ResponseBody {
         let this = &mut *self;
         let polled = match &mut this.source {
             Source::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Source::Upstream { body, idle } => match Pin::new(body).poll_frame(cx) {
+            Source::Upstream { body, idle, .. } => match Pin::new(body).poll_frame(cx) {
                 Poll::Pending => {
                     ready!(idle.poll_expired(cx));
                     Poll::Ready(Some(Err(BodyError::Idle(idle.timeout).into())))

@@ -7,13 +7,13 @@
 //! when the request has no body to replay, the next one is tried. Refused or
 //! broken answers are 502, time-outs 504, no upstream at all 503.
 
-use std::error::Error as _;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use faregate_core::{Problem, ProblemCode};
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
+use http::uri::Scheme;
 use http::{Request, Response, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
@@ -24,6 +24,7 @@ use crate::gateway::RouteState;
 use crate::headers::{X_REQUEST_ID, set_forwarded, strip_hop_by_hop};
 use crate::identify::Caller;
 use crate::pipeline::Ctx;
+use crate::pool::{Lease, SendError};
 
 /// How long an upstream that refused a connection is skipped.
 const DOWN_FOR: Duration = Duration::from_secs(5);
@@ -33,7 +34,7 @@ pub(crate) async fn forward(
     route: &Route,
     caller: &Caller,
     req: Request<Incoming>,
-) -> Result<Response<Incoming>, Problem> {
+) -> Result<(Response<Incoming>, Option<Lease>), Problem> {
     let (mut parts, body) = req.into_parts();
     let limit = route.limits.max_body_bytes;
     let declared = parts
@@ -62,11 +63,30 @@ pub(crate) async fn forward(
     for (attempt, &i) in order.iter().enumerate() {
         let upstream = &route.upstreams[i];
         let is_last = attempt + 1 == order.len();
-        let Some(uri) = upstream_uri(upstream, route, &ctx.path, query.as_deref()) else {
+        let Some(target) = upstream_target(upstream, route, &ctx.path, query.as_deref()) else {
             return Err(Problem::new(
                 ProblemCode::BadRequest,
                 "the request target cannot be forwarded",
             ));
+        };
+        let pooled = upstream.scheme == Scheme::HTTP;
+        let uri = if pooled {
+            // HTTP/1.1 to the upstream itself: origin-form.
+            Uri::from(target)
+        } else {
+            let uri = Uri::builder()
+                .scheme(upstream.scheme.clone())
+                .authority(upstream.authority.clone())
+                .path_and_query(target);
+            match uri.build() {
+                Ok(uri) => uri,
+                Err(_) => {
+                    return Err(Problem::new(
+                        ProblemCode::BadRequest,
+                        "the request target cannot be forwarded",
+                    ));
+                }
+            }
         };
         let req_body = body
             .take()
@@ -88,10 +108,26 @@ pub(crate) async fn forward(
                 .insert(header::HOST, upstream.host_header.clone());
         }
         ctx.tried.push(upstream.name.clone());
-        match first_byte(ctx, route, snap.client.request(upstream_req)).await {
-            Ok(Ok(response)) => {
+        let sent = if pooled {
+            first_byte(
+                ctx,
+                route,
+                snap.pool.send(&upstream.authority, upstream_req),
+            )
+            .await
+            .map(|r| {
+                r.map(|(res, lease)| (res, Some(lease)))
+                    .map_err(Failure::pool)
+            })
+        } else {
+            first_byte(ctx, route, snap.client.request(upstream_req))
+                .await
+                .map(|r| r.map(|res| (res, None)).map_err(|e| Failure::legacy(&e)))
+        };
+        match sent {
+            Ok(Ok((response, lease))) => {
                 ctx.upstream_status = Some(response.status().as_u16());
-                return Ok(response);
+                return Ok((response, lease));
             }
             Err(_) => {
                 ctx.gw
@@ -107,20 +143,20 @@ pub(crate) async fn forward(
                     "the upstream did not answer in time",
                 ));
             }
-            Ok(Err(e)) => {
+            Ok(Err(failure)) => {
                 ctx.gw
                     .metrics
                     .upstream_errors
                     .fetch_add(1, Ordering::Relaxed);
-                ctx.error = Some(format!("{}: {}", upstream.authority, chain(&e)));
-                if let Some(problem) = caller_fault(&e) {
+                ctx.error = Some(format!("{}: {}", upstream.authority, failure.text));
+                if let Some(problem) = failure.caller {
                     return Err(problem);
                 }
-                if e.is_connect() {
+                if failure.connect {
                     if route.upstreams.len() > 1 {
                         state.down_until[i].store(now + nanos(DOWN_FOR), Ordering::Relaxed);
                     }
-                    last = if timed_out(&e) {
+                    last = if failure.timed_out {
                         Problem::new(
                             ProblemCode::UpstreamTimeout,
                             "connecting to the upstream timed out",
@@ -220,12 +256,14 @@ fn all_down(state: &RouteState, now: u64) -> Problem {
     .with_retry_after(secs)
 }
 
-fn upstream_uri(
+/// The origin-form target the upstream gets: its base path, the request's
+/// path (less any stripped prefix), and the query.
+fn upstream_target(
     upstream: &Upstream,
     route: &Route,
     path: &str,
     query: Option<&str>,
-) -> Option<Uri> {
+) -> Option<PathAndQuery> {
     let rest = match &route.strip_prefix {
         Some(prefix) => path
             .strip_prefix(prefix.as_str())
@@ -243,13 +281,7 @@ fn upstream_uri(
         pq.push('?');
         pq.push_str(q);
     }
-    let pq = PathAndQuery::try_from(pq).ok()?;
-    Uri::builder()
-        .scheme(upstream.scheme.clone())
-        .authority(upstream.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .ok()
+    PathAndQuery::try_from(pq).ok()
 }
 
 fn too_large(limit: u64) -> Problem {
@@ -259,8 +291,48 @@ fn too_large(limit: u64) -> Problem {
     )
 }
 
+/// What went wrong sending to an upstream, whichever client sent it.
+struct Failure {
+    /// No connection was made.
+    connect: bool,
+    /// ... because connecting took too long.
+    timed_out: bool,
+    /// The caller's body broke the exchange (too large, or stalled).
+    caller: Option<Problem>,
+    /// For the log.
+    text: String,
+}
+
+impl Failure {
+    fn pool(e: SendError) -> Self {
+        match e {
+            SendError::Connect(io) => Self {
+                connect: true,
+                timed_out: io.kind() == std::io::ErrorKind::TimedOut,
+                caller: None,
+                text: format!("connect: {io}"),
+            },
+            SendError::Http(e) => Self {
+                connect: false,
+                timed_out: false,
+                caller: caller_fault(&e),
+                text: chain(&e),
+            },
+        }
+    }
+
+    fn legacy(e: &hyper_util::client::legacy::Error) -> Self {
+        Self {
+            connect: e.is_connect(),
+            timed_out: timed_out(e),
+            caller: caller_fault(e),
+            text: chain(e),
+        }
+    }
+}
+
 /// A failure caused by the caller's body, not the upstream.
-fn caller_fault(e: &hyper_util::client::legacy::Error) -> Option<Problem> {
+fn caller_fault(e: &dyn std::error::Error) -> Option<Problem> {
     let mut source = e.source();
     while let Some(s) = source {
         if let Some(b) = s.downcast_ref::<BodyError>() {
@@ -277,7 +349,7 @@ fn caller_fault(e: &hyper_util::client::legacy::Error) -> Option<Problem> {
     None
 }
 
-fn timed_out(e: &hyper_util::client::legacy::Error) -> bool {
+fn timed_out(e: &dyn std::error::Error) -> bool {
     let mut source = e.source();
     while let Some(s) = source {
         if s.downcast_ref::<std::io::Error>()

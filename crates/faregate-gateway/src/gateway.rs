@@ -16,6 +16,7 @@ use crate::body::RequestBody;
 use crate::config::Config;
 use crate::limiter::Limiter;
 use crate::metrics::{Metrics, RouteMetrics, UNROUTED};
+use crate::pool::Http1Pool;
 
 /// The HTTP(S) client that talks to upstreams, with pooled connections.
 pub(crate) type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, RequestBody>;
@@ -35,7 +36,10 @@ pub(crate) struct RouteState {
 pub struct Snapshot {
     /// The compiled config.
     pub config: Config,
+    /// For `https://` upstreams.
     pub(crate) client: UpstreamClient,
+    /// For `http://` upstreams.
+    pub(crate) pool: Arc<Http1Pool>,
     pub(crate) routes: Vec<RouteState>,
     pub(crate) unrouted: Arc<RouteMetrics>,
 }
@@ -202,6 +206,18 @@ impl Snapshot {
             Some(p) if same_client(&p.config, &config) => p.client.clone(),
             _ => Self::client(&config)?,
         };
+        let pool = match previous {
+            Some(p)
+                if p.config.limits.connect_timeout == config.limits.connect_timeout
+                    && p.config.limits.pool_idle_timeout == config.limits.pool_idle_timeout =>
+            {
+                p.pool.clone()
+            }
+            _ => Http1Pool::new(
+                config.limits.pool_idle_timeout,
+                config.limits.connect_timeout,
+            ),
+        };
         let routes = config
             .routes
             .routes()
@@ -215,6 +231,7 @@ impl Snapshot {
         Ok(Self {
             config,
             client,
+            pool,
             routes,
             unrouted: metrics.route(UNROUTED),
         })

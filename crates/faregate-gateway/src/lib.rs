@@ -22,6 +22,7 @@ mod metrics;
 mod observe;
 mod path;
 mod pipeline;
+mod pool;
 mod price;
 mod respond;
 mod route;

@@ -16,6 +16,7 @@ use crate::headers::{
 };
 use crate::observe::Record;
 use crate::pipeline::Ctx;
+use crate::pool::Lease;
 use crate::settle;
 
 static EXPOSE: HeaderValue = HeaderValue::from_static(
@@ -26,13 +27,13 @@ static EXPOSE: HeaderValue = HeaderValue::from_static(
 pub(crate) fn meter(
     _ctx: &mut Ctx,
     route: &Route,
-    upstream: Response<Incoming>,
+    (upstream, lease): (Response<Incoming>, Option<Lease>),
 ) -> Response<ResponseBody> {
     let (mut parts, body) = upstream.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(
         parts,
-        ResponseBody::upstream(body, route.limits.idle_timeout),
+        ResponseBody::upstream(body, route.limits.idle_timeout, lease),
     )
 }
 

@@ -32,6 +32,7 @@ pub struct Upstream {
     /// Its address.
     pub addr: SocketAddr,
     requests: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
     release: Arc<Notify>,
 }
 
@@ -45,6 +46,7 @@ impl Upstream {
         let up = Self {
             addr,
             requests: Arc::default(),
+            connections: Arc::default(),
             release: Arc::default(),
         };
         let served = up.clone();
@@ -54,6 +56,7 @@ impl Upstream {
                     continue;
                 };
                 let up = served.clone();
+                up.connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let up = up.clone();
@@ -76,6 +79,11 @@ impl Upstream {
     /// Requests served so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Lets `/sse` send the rest of its events.

@@ -438,3 +438,82 @@ async fn an_upstream_that_stalls_mid_body_is_cut_off_after_the_idle_timeout() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn upstream_connections_are_reused_and_only_whole_exchanges_return_to_the_pool() {
+    let up = Upstream::start().await;
+    let gw = TestGateway::start(&config(&up)).await;
+    let c = Client::http1();
+    for _ in 0..10 {
+        assert_eq!(c.get(&gw.url("/inspect/x")).await.status, 200);
+    }
+    assert_eq!(
+        up.connections(),
+        1,
+        "ten requests in turn share one connection"
+    );
+    // A body the caller walks away from leaves its connection unusable:
+    // it is not given back, and the next request gets a fresh one.
+    let partial = c
+        .stream(
+            Request::get(gw.url("/stall"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(partial.status(), 200);
+    drop(partial);
+    assert_eq!(c.get(&gw.url("/inspect/y")).await.status, 200);
+    assert_eq!(up.connections(), 2, "the stalled one was the reused first");
+    assert_eq!(c.get(&gw.url("/big/200000")).await.body.len(), 200_000);
+    assert_eq!(c.get(&gw.url("/inspect/z")).await.status, 200);
+    assert_eq!(
+        up.connections(),
+        2,
+        "a body read to its end returns its connection"
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_upstream_closed_is_not_used() {
+    // An upstream that answers one request per connection and then closes
+    // it, without saying so (no `Connection: close`).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let gw = TestGateway::start(&format!(
+        "[[routes]]\nname = \"once\"\npath = \"/*\"\nupstreams = [\"http://{addr}\"]\n"
+    ))
+    .await;
+    let c = Client::http1();
+    for i in 0..5 {
+        let reply = c.get(&gw.url("/x")).await;
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.text());
+        assert_eq!(reply.text(), "ok");
+        // Let the close reach the gateway.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
+}

@@ -3,7 +3,7 @@
 
 use faregate_core::Currency;
 use faregate_rails::credits::Credits;
-use faregate_store::{Account, KeyRecord, LedgerAccount, TransactionRecord};
+use faregate_store::{Account, KeyRecord, LedgerAccount, TransactionRecord, UsageRecord};
 use serde::Serialize;
 
 use crate::amount::{fixed, signed};
@@ -179,6 +179,33 @@ impl TransactionView {
             amount,
             currency: currency.code(),
             postings,
+        }
+    }
+}
+
+/// One request's charge, as part of the batched debit that paid it.
+#[derive(Debug, Serialize)]
+pub(crate) struct UsageView {
+    seq: i64,
+    request_id: String,
+    /// What the request cost, in the account's currency.
+    amount: String,
+    currency: &'static str,
+    /// The debit transaction that carries it.
+    transaction_id: String,
+    created_at: String,
+}
+
+impl UsageView {
+    /// `record`, numbered `seq`, of an account kept in `currency`.
+    pub(crate) fn new(seq: i64, record: UsageRecord, currency: Currency) -> Self {
+        Self {
+            seq,
+            request_id: record.reference,
+            amount: signed(record.amount, currency),
+            currency: currency.code(),
+            transaction_id: record.transaction_id,
+            created_at: format_ms(record.created_at),
         }
     }
 }

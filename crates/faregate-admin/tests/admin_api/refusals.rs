@@ -19,6 +19,7 @@ fn every_route(account: &str) -> Vec<Req> {
         Req::delete("/v1/keys/key_x"),
         Req::credit(account, "k", &credit),
         Req::get(&format!("/v1/accounts/{account}/ledger")),
+        Req::get(&format!("/v1/accounts/{account}/usage")),
     ]
 }
 
