@@ -40,7 +40,9 @@ pub(crate) fn instant_from_json(value: &Value) -> Result<i64, String> {
     }
 }
 
-/// An instant in a query string: unix seconds (digits) or RFC 3339.
+/// An instant in a query string: unix seconds (digits) or RFC 3339. It
+/// only bounds a search and is never written back, so any RFC 3339 time is
+/// read, years 0000 to 9999 at any offset, as the document promises.
 pub(crate) fn instant_from_text(text: &str) -> Result<i64, String> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         let seconds = text
@@ -48,7 +50,7 @@ pub(crate) fn instant_from_text(text: &str) -> Result<i64, String> {
             .map_err(|_| format!("{text} is out of range"))?;
         return from_unix_seconds(seconds);
     }
-    from_rfc3339(text)
+    parse_rfc3339(text.as_bytes()).ok_or_else(|| not_rfc3339(text))
 }
 
 fn from_unix_seconds(seconds: i64) -> Result<i64, String> {
@@ -61,12 +63,21 @@ fn from_unix_seconds(seconds: i64) -> Result<i64, String> {
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into unix
-/// milliseconds; digits past the millisecond are dropped.
+/// milliseconds, 1970 to 9999 in UTC (what [`format_ms`] writes back);
+/// digits past the millisecond are dropped.
 pub(crate) fn from_rfc3339(text: &str) -> Result<i64, String> {
-    parse_rfc3339(text.as_bytes())
-        .ok_or_else(|| format!("{text:?} is not an RFC 3339 time such as \"2030-01-31T00:00:00Z\""))
+    let ms = parse_rfc3339(text.as_bytes()).ok_or_else(|| not_rfc3339(text))?;
+    if !(0..=MAX_SECONDS * 1000 + 999).contains(&ms) {
+        return Err(format!("{text:?} is outside 1970-01-01 to 9999-12-31 in UTC"));
+    }
+    Ok(ms)
 }
 
+fn not_rfc3339(text: &str) -> String {
+    format!("{text:?} is not an RFC 3339 time such as \"2030-01-31T00:00:00Z\"")
+}
+
+/// Any RFC 3339 time, in unix milliseconds (negative before 1970).
 fn parse_rfc3339(b: &[u8]) -> Option<i64> {
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return None;
@@ -90,9 +101,6 @@ fn parse_rfc3339(b: &[u8]) -> Option<i64> {
     let offset = offset_seconds(rest)?;
     let seconds =
         days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    if !(0..=MAX_SECONDS).contains(&seconds) {
-        return None;
-    }
     Some(seconds * 1000 + millis)
 }
 
@@ -243,6 +251,26 @@ mod tests {
         assert_eq!(instant_from_text("60"), Ok(60_000));
         assert!(instant_from_text("99999999999999999999").is_err());
         assert!(instant_from_text("-5").is_err());
+        assert!(instant_from_text("").is_err());
+        assert!(instant_from_text("2030-02-30T00:00:00Z").is_err());
+    }
+
+    /// A query filter reads every RFC 3339 time (schemathesis found
+    /// `since=0001-01-01T00:00:00Z` refused although the document allows
+    /// it); instants that are stored and written back stay 1970 to 9999.
+    #[test]
+    fn filters_read_any_rfc3339_year() {
+        assert_eq!(instant_from_text("1969-12-31T23:59:59Z"), Ok(-1000));
+        assert_eq!(
+            instant_from_text("0000-01-01T00:00:00+23:59"),
+            Ok(-62_167_305_540_000)
+        );
+        assert_eq!(
+            instant_from_text("9999-12-31T23:59:59.999-23:59"),
+            Ok((MAX_SECONDS + 86_340) * 1000 + 999)
+        );
+        assert!(from_rfc3339("9999-12-31T23:59:59-00:01").is_err());
+        assert!(from_rfc3339("0001-01-01T00:00:00Z").is_err());
     }
 
     proptest! {
