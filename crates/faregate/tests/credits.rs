@@ -399,3 +399,44 @@ async fn a_caller_who_leaves_mid_response_is_not_charged() {
         100 * PRICE
     );
 }
+
+#[tokio::test]
+async fn a_second_node_on_the_same_store_sees_the_first_ones_spending_within_seconds() {
+    for test_store in TestStore::each("two_nodes").await {
+        let backend = test_store.backend;
+        let first = Setup::start(test_store, 10 * PRICE, "").await;
+        let second = TestGateway::start_paid(
+            &config(&first.up, ""),
+            first._test_store.open().await,
+            Duration::from_millis(10),
+        )
+        .await;
+        let c = Client::http1();
+        for _ in 0..6 {
+            assert_eq!(c.send(first.get("/paid/x", &first.key)).await.status, 200);
+        }
+        first.credits().flush().await.unwrap();
+        let spent_at = Instant::now();
+        let second_credits = second.credits.clone().unwrap();
+        while second_credits.spendable(&first.account).unwrap().atomic() != 4 * PRICE {
+            assert!(
+                spent_at.elapsed() < Duration::from_secs(7),
+                "{backend}: the second node never saw the first one's debits"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The second node now admits only what is left.
+        let key = first.key.clone();
+        let second_get = |path: &str| {
+            Request::get(second.url(path))
+                .header("authorization", format!("Bearer {key}"))
+                .body(Full::<Bytes>::default())
+                .unwrap()
+        };
+        for _ in 0..4 {
+            assert_eq!(c.send(second_get("/paid/x")).await.status, 200);
+        }
+        assert_eq!(c.send(second_get("/paid/x")).await.status, 402, "{backend}");
+        second.shutdown().await;
+    }
+}

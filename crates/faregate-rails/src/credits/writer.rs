@@ -85,7 +85,12 @@ pub(crate) struct Writer {
     /// Batches made so far.
     batches: u64,
     revision: i64,
+    /// When everything was last reloaded.
+    reloaded: Instant,
 }
+
+/// The longest this node goes without reading every balance again.
+const FULL_RELOAD: Duration = Duration::from_secs(5);
 
 impl Writer {
     pub(crate) fn new(
@@ -107,6 +112,7 @@ impl Writer {
             node: faregate_store::new_id("node"),
             batches: 0,
             revision: i64::MIN,
+            reloaded: Instant::now(),
         }
     }
 
@@ -253,7 +259,9 @@ impl Writer {
     /// Reloads when another process changed the store.
     async fn poll(&mut self) {
         match self.store.revision().await {
-            Ok(rev) if rev == self.revision => {}
+            // Other nodes' debits move no revision: reload now and then
+            // anyway, so that this node sees them.
+            Ok(rev) if rev == self.revision && self.reloaded.elapsed() < FULL_RELOAD => {}
             Ok(_) => {
                 if let Err(e) = self.reload().await {
                     tracing::warn!(error = %e, "reloading accounts and keys failed");
@@ -292,6 +300,7 @@ impl Writer {
         }
         self.book.set_keys(&self.store.active_keys().await?);
         self.revision = revision;
+        self.reloaded = Instant::now();
         Ok(())
     }
 }
