@@ -10,13 +10,14 @@
 # stops the gateway and checks that it exited cleanly, never panicked, and
 # left a sound ledger behind (`faregate ledger verify`).
 #
-# Exits non-zero on any failure. Runs in a few minutes on 2 cores.
+# Exits non-zero on any failure. Takes about a minute on 2 cores once the
+# venv exists (a bounded number of examples; a hard time limit besides).
 #
 # Environment:
 #   FAREGATE_BIN               a faregate binary to test instead of building one
 #   FAREGATE_INTEROP_CACHE     where the schemathesis venv lives
 #                              (default ~/.cache/faregate-interop)
-#   FAREGATE_INTEROP_EXAMPLES  test cases per operation and phase (default 100)
+#   FAREGATE_INTEROP_EXAMPLES  test cases per operation and phase (default 500)
 #   FAREGATE_INTEROP_SEED      schemathesis seed (default fixed, so CI is
 #                              repeatable; set another to explore)
 #   FAREGATE_INTEROP_KEEP=1    keep the temporary folder (logs, config, db)
@@ -26,7 +27,7 @@ root=$PWD
 
 # The version this suite was written and last run against; bump on purpose.
 SCHEMATHESIS_VERSION=4.32.5
-examples=${FAREGATE_INTEROP_EXAMPLES:-100}
+examples=${FAREGATE_INTEROP_EXAMPLES:-500}
 seed=${FAREGATE_INTEROP_SEED:-20261122}
 cache=${FAREGATE_INTEROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/faregate-interop}
 # A hard bound on the schemathesis run, well inside CI's budget.
@@ -166,6 +167,7 @@ status=0
 ) || status=$?
 
 # --- the gateway after it ----------------------------------------------
+kill -0 "$gw" 2>/dev/null || die "the gateway exited during the run"
 kill -TERM "$gw"
 gw_status=0
 wait "$gw" || gw_status=$?
