@@ -192,7 +192,8 @@ fn print_banner(b: &Banner<'_>) {
          \x20      -H 'Content-Type: application/json' -d '{{\"amount\": \"0.005\", \"currency\": \"USD\", \"reason\": \"top-up\"}}' \\\n\
          \x20      http://{admin}/v1/accounts/{account}/credits                # top up: five more calls\n\
          \x20 curl -s -H 'Authorization: Bearer {admin_token}' http://{admin}/v1/accounts/{account}          # balance\n\
-         \x20 curl -s -H 'Authorization: Bearer {admin_token}' http://{admin}/v1/accounts/{account}/ledger   # every charge\n\
+         \x20 curl -s -H 'Authorization: Bearer {admin_token}' http://{admin}/v1/accounts/{account}/usage    # every request's charge\n\
+         \x20 curl -s -H 'Authorization: Bearer {admin_token}' http://{admin}/v1/accounts/{account}/ledger   # the double-entry ledger\n\
          \x20 curl -i http://{gw}/demo/paid                                  # refused: 401 problem+json, no key\n\
          \x20 curl -N -H 'Authorization: Bearer {key}' http://{gw}/demo/stream # 20 server-sent events (0.001 USD)\n\
          \x20 curl -i --data 'hello' http://{gw}/demo/echo                   # echoes the body\n\
