@@ -5,6 +5,7 @@
 //! module implementing [`Rail`]; it never touches the proxy.
 
 pub mod credits;
+pub mod signature;
 
 use std::fmt;
 use std::future::Future;
