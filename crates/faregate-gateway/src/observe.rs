@@ -44,7 +44,7 @@ impl Record {
         };
         Self {
             gw: ctx.gw,
-            hold: ctx.hold,
+            hold: { ctx.hold }.take(),
             status,
             upstream_status: ctx.upstream_status,
             request_id: ctx.request_id,

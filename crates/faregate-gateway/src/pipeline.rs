@@ -68,7 +68,7 @@ pub(crate) struct Ctx {
     pub(crate) route: Option<Arc<Route>>,
     /// The caller's key id.
     pub(crate) caller: Option<Arc<str>>,
-    pub(crate) hold: Hold,
+    pub(crate) hold: crate::settle::PendingHold,
     /// The refusal, when the gateway answered itself.
     pub(crate) refusal: Option<ProblemCode>,
     pub(crate) upstream_status: Option<u16>,
@@ -104,7 +104,7 @@ async fn stages(ctx: &mut Ctx, req: Request<Incoming>) -> Result<Response<Respon
     let caller = identify::identify(ctx, &route, req.headers())?;
     let price = price::price(&route, &req);
     match authorize::authorize(ctx, &route, &caller, price, &req).await {
-        Decision::Allow(hold) => ctx.hold = hold,
+        Decision::Allow(hold) => ctx.hold = crate::settle::PendingHold::new(hold, &ctx.gw),
         Decision::PaymentRequired(challenge) => return Ok(respond::challenge(ctx, challenge)),
         Decision::Deny(problem) => return Err(problem),
     }
@@ -157,7 +157,7 @@ impl Ctx {
             conn,
             route: None,
             caller: None,
-            hold: Hold::NONE,
+            hold: crate::settle::PendingHold::NONE,
             refusal: None,
             upstream_status: None,
             tried: Vec::new(),

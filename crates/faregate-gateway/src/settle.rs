@@ -4,7 +4,9 @@
 //! [`after_body`], when the body is done and the outcome is known. The
 //! gateway's own 502/503/504 are never charged.
 
-use faregate_core::{Money, Problem};
+use std::sync::Arc;
+
+use faregate_core::{ChargePolicy, Hold, Money, Problem};
 use faregate_rails::Outcome;
 use http::Response;
 
@@ -35,4 +37,135 @@ pub(crate) async fn after_body(gw: &Gateway, record: &Record, complete: bool) ->
         complete,
     };
     rail.settle(record.hold.clone(), &outcome).await.charged
+}
+
+/// A hold between `authorize` and the record that settles it. Should the
+/// request die on the way (a panic in a later stage drops its context),
+/// dropping this gives the hold back to its rail, so no money stays
+/// reserved for a request that was never answered.
+#[derive(Debug)]
+pub(crate) struct PendingHold {
+    hold: Hold,
+    gw: Option<Arc<Gateway>>,
+}
+
+impl PendingHold {
+    /// Nothing held.
+    pub(crate) const NONE: PendingHold = PendingHold {
+        hold: Hold::NONE,
+        gw: None,
+    };
+
+    pub(crate) fn new(hold: Hold, gw: &Arc<Gateway>) -> Self {
+        // Nothing held needs no way back to a rail.
+        let gw = hold.rail.is_some().then(|| gw.clone());
+        Self { hold, gw }
+    }
+
+    /// Hands the hold over to whoever settles it.
+    pub(crate) fn take(&mut self) -> Hold {
+        self.gw = None;
+        std::mem::replace(&mut self.hold, Hold::NONE)
+    }
+}
+
+impl Drop for PendingHold {
+    fn drop(&mut self) {
+        let (Some(gw), Some(kind)) = (self.gw.take(), self.hold.rail) else {
+            return;
+        };
+        let Some(rail) = gw.rails.iter().find(|r| r.kind() == kind).cloned() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(rail = %kind, "a hold was dropped with no runtime to release it on");
+            return;
+        };
+        let hold = std::mem::replace(&mut self.hold, Hold::NONE);
+        tracing::warn!(rail = %kind, "a request ended without settling; releasing its hold");
+        runtime.spawn(async move {
+            let outcome = Outcome {
+                request_id: String::new(),
+                policy: ChargePolicy::Success,
+                status: 500,
+                from_upstream: false,
+                measured: None,
+                complete: false,
+            };
+            rail.settle(hold, &outcome).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use faregate_core::{Currency, Decision, Offer, RailKind};
+    use faregate_rails::{BoxFuture, Credential, Rail, RailRequest, Settlement};
+
+    use super::*;
+
+    /// Records what it is asked to settle.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<(Hold, Outcome)>>);
+
+    impl Rail for Recorder {
+        fn kind(&self) -> RailKind {
+            RailKind::Credits
+        }
+        fn accepts(&self, _: &Credential) -> bool {
+            false
+        }
+        fn authorize<'a>(&'a self, _: &'a RailRequest<'a>) -> BoxFuture<'a, Decision> {
+            Box::pin(async { Decision::Allow(Hold::NONE) })
+        }
+        fn offer(&self, _: &RailRequest<'_>) -> Option<Offer> {
+            None
+        }
+        fn settle<'a>(&'a self, hold: Hold, outcome: &'a Outcome) -> BoxFuture<'a, Settlement> {
+            self.0.lock().unwrap().push((hold, outcome.clone()));
+            Box::pin(async { Settlement::default() })
+        }
+    }
+
+    fn gateway(rail: Arc<Recorder>) -> Arc<Gateway> {
+        let config = crate::config::load(
+            "[[routes]]\nname = \"a\"\npath = \"/a\"\nupstreams = [\"http://127.0.0.1:9\"]\n",
+            std::path::Path::new("."),
+            &|_| None,
+            &[RailKind::Credits],
+        )
+        .unwrap();
+        Gateway::builder(config).rail(rail).build().unwrap()
+    }
+
+    fn hold() -> Hold {
+        Hold {
+            rail: Some(RailKind::Credits),
+            amount: Some(Money::from_atomic(5, Currency::USD)),
+            reference: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hold_dropped_on_the_way_is_released_uncharged() {
+        let rail = Arc::new(Recorder::default());
+        drop(PendingHold::new(hold(), &gateway(rail.clone())));
+        tokio::task::yield_now().await;
+        let settled = rail.0.lock().unwrap();
+        assert_eq!(settled.len(), 1);
+        assert_eq!(settled[0].0, hold());
+        assert!(!settled[0].1.chargeable(), "released, never charged");
+    }
+
+    #[tokio::test]
+    async fn a_hold_handed_over_is_not_released_twice() {
+        let rail = Arc::new(Recorder::default());
+        let mut pending = PendingHold::new(hold(), &gateway(rail.clone()));
+        assert_eq!(pending.take(), hold());
+        drop(pending);
+        tokio::task::yield_now().await;
+        assert!(rail.0.lock().unwrap().is_empty());
+    }
 }
