@@ -9,14 +9,12 @@ use bytes::Bytes;
 use faregate_gateway::Gateway;
 use faregate_rails::credits::{Credits, CreditsConfig};
 use faregate_store::{LedgerQuery, Store};
-use faregate_testkit::{Client, Reply};
+use faregate_testkit::{Client, Reply, TestStore};
 use http_body_util::Full;
 use serde_json::Value;
-use sqlx::Connection;
 use tokio::sync::oneshot;
 
 pub(crate) const TOKEN: &str = "admin-token-for-tests";
-const PG_ENV: &str = "FAREGATE_TEST_DATABASE_URL";
 
 /// A config with the admin token and two routes keys may be limited to.
 pub(crate) fn config(admin: &str) -> String {
@@ -49,89 +47,9 @@ fn gateway(config_text: &str) -> Arc<Gateway> {
     Gateway::builder(config).build().expect("gateway")
 }
 
-/// A database for one test: a SQLite file in a temporary folder, or a fresh
-/// schema on the PostgreSQL server (dropped when this is dropped).
-#[derive(Debug)]
-pub(crate) struct Db {
-    url: String,
-    pub(crate) backend: &'static str,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Db {
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        Self {
-            url: format!("sqlite://{}/t.db", dir.path().display()),
-            backend: "sqlite",
-            _dir: Some(dir),
-            pg: None,
-        }
-    }
-
-    async fn postgres(test: &str) -> Option<Self> {
-        let Ok(base) = std::env::var(PG_ENV) else {
-            eprintln!("{test} on PostgreSQL skipped: {PG_ENV} is not set");
-            return None;
-        };
-        let schema = format!("fg_admin_{}", faregate_store::new_id("s").replace('_', ""));
-        let mut conn = sqlx::PgConnection::connect(&base)
-            .await
-            .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut conn)
-            .await
-            .expect("create schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        Some(Self {
-            url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-            backend: "postgres",
-            _dir: None,
-            pg: Some((base, schema)),
-        })
-    }
-
-    /// SQLite, then PostgreSQL when `FAREGATE_TEST_DATABASE_URL` is set.
-    pub(crate) async fn each(test: &str) -> Vec<Self> {
-        let mut dbs = vec![Self::sqlite()];
-        dbs.extend(Self::postgres(test).await);
-        dbs
-    }
-
-    async fn open(&self) -> Arc<dyn Store> {
-        faregate_store::open(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("open the {} store: {e}", self.backend))
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let Some((base, schema)) = self.pg.take() else {
-            return;
-        };
-        // Drop may run inside a runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// Runs `scenario` against an admin listener on each database.
 pub(crate) async fn each_store(test: &str, scenario: impl AsyncFn(&Admin)) {
-    for db in Db::each(test).await {
+    for db in TestStore::each(test).await {
         let admin = Admin::start(&db).await;
         eprintln!("{test} on {}", db.backend);
         scenario(&admin).await;
@@ -151,7 +69,7 @@ pub(crate) struct Admin {
 
 impl Admin {
     /// With the admin token and the credits rail over `db`.
-    pub(crate) async fn start(db: &Db) -> Self {
+    pub(crate) async fn start(db: &TestStore) -> Self {
         let store = db.open().await;
         let credits = Credits::start(store.clone(), CreditsConfig::default())
             .await
