@@ -147,3 +147,20 @@ pub fn parse_reply(text: &str) -> Reply {
         body: bytes::Bytes::from(body[..len.min(body.len())].to_owned()),
     }
 }
+
+/// A free loopback port (bound, read, released), for a process the test
+/// starts and that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// An empty folder for this test process under the system's temp dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("faregate-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}

@@ -8,7 +8,7 @@ mod rail;
 mod store;
 mod upstream;
 
-pub use client::{Client, Reply, dead_port, parse_reply, raw};
+pub use client::{Client, Reply, dead_port, free_port, parse_reply, raw, temp_dir};
 pub use gateway::{MemoryLog, TestGateway};
 pub use rail::TestRail;
 pub use store::{PG_ENV, TestStore};

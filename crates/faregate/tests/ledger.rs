@@ -2,14 +2,14 @@
 //! `ledger verify` commands, and what survives `kill -9` under load.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faregate_core::Currency;
 use faregate_store::LedgerAccount;
-use faregate_testkit::{Client, Upstream};
+use faregate_testkit::{Client, Upstream, free_port, temp_dir};
 use parking_lot::Mutex;
 use tokio::process::{Child, Command};
 
@@ -17,21 +17,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_faregate");
 
 /// How often the gateway under test writes debits.
 const FLUSH: Duration = Duration::from_millis(50);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faregate-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn config(port: u16, admin: u16, upstream: &str) -> String {
     format!(
