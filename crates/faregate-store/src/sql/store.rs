@@ -1,0 +1,428 @@
+//! The `Store` trait for both SQL stores, written once by a macro from the
+//! same SQL text (`$1` placeholders work on both backends).
+
+use std::collections::HashSet;
+
+use faregate_core::Currency;
+use sqlx::{QueryBuilder, Row};
+
+use super::{CHUNK, PgStore, SqliteStore, compare_balances, corrupt, currency, encode_routes};
+use crate::ledger::{LedgerAccount, Transaction, TransactionRecord};
+use crate::{
+    Account, Balance, KeyRecord, LedgerQuery, Posted, Result, Store, StoreError, UsageRecord,
+    VerifyReport,
+};
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $backend:literal, $snapshot:expr) => {
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn create_account(&self, account: &Account) -> Result<()> {
+                let mut db = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO accounts (id, name, currency, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&account.id)
+                .bind(&account.name)
+                .bind(account.currency.code())
+                .bind(account.created_at)
+                .execute(&mut *db)
+                .await;
+                match inserted {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        db.rollback().await?;
+                        return Err(StoreError::Duplicate(format!("account {}", account.id)));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                Self::bump(&mut db).await?;
+                db.commit().await?;
+                Ok(())
+            }
+
+            async fn account(&self, id: &str) -> Result<Option<Account>> {
+                sqlx::query("SELECT id, name, currency, created_at FROM accounts WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::account_row(&row))
+                    .transpose()
+            }
+
+            async fn accounts(&self, after: Option<&str>, limit: u32) -> Result<Vec<Account>> {
+                sqlx::query(
+                    "SELECT id, name, currency, created_at FROM accounts \
+                     WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::account_row)
+                .collect()
+            }
+
+            async fn create_key(&self, key: &KeyRecord) -> Result<()> {
+                let mut db = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO api_keys (id, account_id, hash, prefix, live, routes, \
+                     expires_at, revoked_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&key.id)
+                .bind(&key.account_id)
+                .bind(&key.hash)
+                .bind(&key.prefix)
+                .bind(key.live)
+                .bind(encode_routes(key.routes.as_ref()))
+                .bind(key.expires_at)
+                .bind(key.revoked_at)
+                .bind(key.created_at)
+                .execute(&mut *db)
+                .await;
+                match inserted {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        db.rollback().await?;
+                        return Err(StoreError::Duplicate(format!("key {}", key.id)));
+                    }
+                    Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                        db.rollback().await?;
+                        return Err(StoreError::NotFound(format!("account {}", key.account_id)));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+                Self::bump(&mut db).await?;
+                db.commit().await?;
+                Ok(())
+            }
+
+            async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
+                sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::key_row(&row))
+                    .transpose()
+            }
+
+            async fn keys(&self, account_id: &str) -> Result<Vec<KeyRecord>> {
+                sqlx::query("SELECT * FROM api_keys WHERE account_id = $1 ORDER BY created_at, id")
+                    .bind(account_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::key_row)
+                    .collect()
+            }
+
+            async fn active_keys(&self) -> Result<Vec<KeyRecord>> {
+                sqlx::query("SELECT * FROM api_keys WHERE revoked_at IS NULL")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::key_row)
+                    .collect()
+            }
+
+            async fn revoke_key(&self, id: &str, at: i64) -> Result<Option<KeyRecord>> {
+                let mut db = self.pool.begin().await?;
+                let changed = sqlx::query(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut *db)
+                .await?;
+                if changed.rows_affected() == 0 {
+                    db.rollback().await?;
+                    return Ok(None);
+                }
+                Self::bump(&mut db).await?;
+                let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *db)
+                    .await?;
+                db.commit().await?;
+                Self::key_row(&row).map(Some)
+            }
+
+            async fn post(&self, tx: &Transaction) -> Result<Posted> {
+                tx.validate()?;
+                let mut db = self.pool.begin().await?;
+                let seq: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO ledger_transactions \
+                     (id, idempotency_key, kind, reference, memo, fingerprint, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING seq",
+                )
+                .bind(&tx.id)
+                .bind(&tx.idempotency_key)
+                .bind(tx.kind.as_str())
+                .bind(&tx.reference)
+                .bind(&tx.memo)
+                .bind(&tx.fingerprint)
+                .bind(tx.created_at)
+                .fetch_optional(&mut *db)
+                .await?;
+                let Some(seq) = seq else {
+                    db.rollback().await?;
+                    let first = self
+                        .transaction_by_key(&tx.idempotency_key)
+                        .await?
+                        .ok_or_else(|| corrupt("idempotency key taken by no transaction"))?;
+                    return Ok(if first.tx.fingerprint == tx.fingerprint {
+                        Posted::Replayed(first)
+                    } else {
+                        Posted::Conflict(first)
+                    });
+                };
+                Self::write_entries(&mut db, &[tx]).await?;
+                Self::bump(&mut db).await?;
+                db.commit().await?;
+                Ok(Posted::Created(TransactionRecord {
+                    seq,
+                    tx: tx.clone(),
+                }))
+            }
+
+            async fn post_batch(&self, txs: &[Transaction], usage: &[UsageRecord]) -> Result<usize> {
+                for tx in txs {
+                    tx.validate()?;
+                }
+                let mut db = self.pool.begin().await?;
+                let mut new: HashSet<String> = HashSet::with_capacity(txs.len());
+                for chunk in txs.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO ledger_transactions \
+                         (id, idempotency_key, kind, reference, memo, fingerprint, created_at) ",
+                    );
+                    q.push_values(chunk, |mut b, tx| {
+                        b.push_bind(tx.id.as_str())
+                            .push_bind(tx.idempotency_key.as_str())
+                            .push_bind(tx.kind.as_str())
+                            .push_bind(tx.reference.as_str())
+                            .push_bind(tx.memo.as_deref())
+                            .push_bind(tx.fingerprint.as_deref())
+                            .push_bind(tx.created_at);
+                    });
+                    q.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
+                    let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *db).await?;
+                    new.extend(ids);
+                }
+                let fresh: Vec<&Transaction> =
+                    txs.iter().filter(|t| new.contains(&t.id)).collect();
+                Self::write_entries(&mut db, &fresh).await?;
+                let usage: Vec<&UsageRecord> = usage
+                    .iter()
+                    .filter(|u| new.contains(&u.transaction_id))
+                    .collect();
+                for chunk in usage.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO usage_records (transaction_id, reference, amount, created_at) ",
+                    );
+                    q.push_values(chunk, |mut b, u| {
+                        b.push_bind(u.transaction_id.as_str())
+                            .push_bind(u.reference.as_str())
+                            .push_bind(u.amount)
+                            .push_bind(u.created_at);
+                    });
+                    q.build().execute(&mut *db).await?;
+                }
+                db.commit().await?;
+                Ok(fresh.len())
+            }
+
+            async fn usage(
+                &self,
+                account: &LedgerAccount,
+                before_seq: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<(i64, UsageRecord)>> {
+                sqlx::query(
+                    "SELECT u.seq, u.transaction_id, u.reference, u.amount, u.created_at \
+                     FROM usage_records u \
+                     WHERE u.transaction_id IN \
+                         (SELECT transaction_id FROM ledger_entries WHERE account = $1) \
+                     AND u.seq < $2 ORDER BY u.seq DESC LIMIT $3",
+                )
+                .bind(account.as_str())
+                .bind(before_seq.unwrap_or(i64::MAX))
+                .bind(i64::from(limit.clamp(1, 10_000)))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get("seq")?,
+                        UsageRecord {
+                            transaction_id: row.try_get("transaction_id")?,
+                            reference: row.try_get("reference")?,
+                            amount: row.try_get("amount")?,
+                            created_at: row.try_get("created_at")?,
+                        },
+                    ))
+                })
+                .collect()
+            }
+
+            async fn transaction_by_key(
+                &self,
+                idempotency_key: &str,
+            ) -> Result<Option<TransactionRecord>> {
+                let row = sqlx::query("SELECT * FROM ledger_transactions WHERE idempotency_key = $1")
+                    .bind(idempotency_key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let record = Self::transaction_row(&row)?;
+                Ok(self.with_postings(vec![record]).await?.pop())
+            }
+
+            async fn ledger(&self, query: &LedgerQuery) -> Result<Vec<TransactionRecord>> {
+                let mut q = QueryBuilder::<$db>::new("SELECT * FROM ledger_transactions WHERE 1 = 1");
+                if let Some(account) = &query.account {
+                    q.push(" AND id IN (SELECT transaction_id FROM ledger_entries WHERE account = ")
+                        .push_bind(account.as_str().to_owned())
+                        .push(")");
+                }
+                if let Some(kind) = query.kind {
+                    q.push(" AND kind = ").push_bind(kind.as_str());
+                }
+                if let Some(since) = query.since {
+                    q.push(" AND created_at >= ").push_bind(since);
+                }
+                if let Some(until) = query.until {
+                    q.push(" AND created_at < ").push_bind(until);
+                }
+                if let Some(before) = query.before_seq {
+                    q.push(" AND seq < ").push_bind(before);
+                }
+                q.push(" ORDER BY seq DESC LIMIT ")
+                    .push_bind(i64::from(query.limit.clamp(1, 1000)));
+                let records = q
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::transaction_row)
+                    .collect::<Result<Vec<_>>>()?;
+                self.with_postings(records).await
+            }
+
+            async fn balance(&self, account: &LedgerAccount, currency: Currency) -> Result<i64> {
+                let balance: Option<i64> = sqlx::query_scalar(
+                    "SELECT balance FROM balances WHERE account = $1 AND currency = $2",
+                )
+                .bind(account.as_str())
+                .bind(currency.code())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(balance.unwrap_or(0))
+            }
+
+            async fn balances(&self) -> Result<Vec<Balance>> {
+                sqlx::query("SELECT account, currency, balance FROM balances")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        let code: String = row.try_get("currency")?;
+                        Ok(Balance {
+                            account: LedgerAccount::from_stored(row.try_get("account")?),
+                            currency: currency(&code)?,
+                            amount: row.try_get("balance")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn revision(&self) -> Result<i64> {
+                Ok(sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn verify(&self) -> Result<VerifyReport> {
+                // One snapshot, so that a gateway writing meanwhile cannot
+                // make a sound ledger look unsound.
+                let mut db = self.pool.begin().await?;
+                if let Some(snapshot) = $snapshot {
+                    sqlx::query(snapshot).execute(&mut *db).await?;
+                }
+                let mut report = VerifyReport::default();
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                report.transactions = count(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM ledger_transactions")
+                        .fetch_one(&mut *db)
+                        .await?,
+                );
+                report.entries = count(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries")
+                        .fetch_one(&mut *db)
+                        .await?,
+                );
+                report.unbalanced = sqlx::query_as(
+                    "SELECT transaction_id, currency, CAST(SUM(amount) AS BIGINT) \
+                     FROM ledger_entries GROUP BY transaction_id, currency \
+                     HAVING SUM(amount) <> 0 ORDER BY transaction_id",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                report.incomplete = sqlx::query_scalar(
+                    "SELECT t.id FROM ledger_transactions t \
+                     LEFT JOIN ledger_entries e ON e.transaction_id = t.id \
+                     GROUP BY t.id HAVING COUNT(e.seq) < 2 ORDER BY t.id",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                let computed: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT account, currency, CAST(SUM(amount) AS BIGINT) \
+                     FROM ledger_entries GROUP BY account, currency",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                let cached: Vec<(String, String, i64)> =
+                    sqlx::query_as("SELECT account, currency, balance FROM balances")
+                        .fetch_all(&mut *db)
+                        .await?;
+                report.usage = count(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM usage_records")
+                        .fetch_one(&mut *db)
+                        .await?,
+                );
+                // A batched debit must equal the requests it carries.
+                report.usage_mismatched = sqlx::query_as(
+                    "SELECT u.transaction_id, u.total, COALESCE(-e.amount, 0) \
+                     FROM (SELECT transaction_id, CAST(SUM(amount) AS BIGINT) AS total \
+                           FROM usage_records GROUP BY transaction_id) u \
+                     LEFT JOIN ledger_entries e \
+                       ON e.transaction_id = u.transaction_id AND e.account LIKE 'customer:%' \
+                     WHERE e.amount IS NULL OR -e.amount <> u.total \
+                     ORDER BY u.transaction_id",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                db.commit().await?;
+                compare_balances(&mut report, cached, computed);
+                Ok(report)
+            }
+        }
+    };
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite, "sqlite", None::<&str>);
+sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    "postgres",
+    Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+);
