@@ -57,7 +57,9 @@ impl SqliteStore {
         let store = Self {
             pool: pool.connect_with(options).await?,
         };
-        store.migrate(migrate::SQLITE, None).await?;
+        store
+            .migrate(&migrate::migrations(migrate::Backend::Sqlite), None)
+            .await?;
         Ok(store)
     }
 }
@@ -77,7 +79,10 @@ impl PgStore {
             .await?;
         let store = Self { pool };
         store
-            .migrate(migrate::POSTGRES, Some(PG_MIGRATION_LOCK))
+            .migrate(
+                &migrate::migrations(migrate::Backend::Postgres),
+                Some(PG_MIGRATION_LOCK),
+            )
             .await?;
         Ok(store)
     }

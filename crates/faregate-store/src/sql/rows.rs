@@ -10,14 +10,14 @@ use super::{
     CHUNK, PgStore, SqliteStore, balance_deltas, corrupt, currency, decode_routes, now_millis,
 };
 use crate::ledger::{LedgerAccount, Posting, Transaction, TransactionRecord, TxKind};
-use crate::{Account, KeyRecord, Result, migrate};
+use crate::{Account, KeyRecord, Result};
 
 macro_rules! sql_helpers {
     ($store:ident, $db:ty, $backend:literal) => {
         impl $store {
             pub(super) async fn migrate(
                 &self,
-                list: &[migrate::Migration],
+                list: &[(i64, String)],
                 lock: Option<&str>,
             ) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
