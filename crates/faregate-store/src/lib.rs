@@ -16,6 +16,7 @@
 
 mod ledger;
 mod migrate;
+pub mod notify;
 mod sql;
 
 use std::sync::Arc;

@@ -97,14 +97,102 @@ CREATE TRIGGER usage_records_append_only BEFORE UPDATE OR DELETE ON usage_record
     FOR EACH ROW EXECUTE FUNCTION faregate_append_only();
 "#;
 
+/// Version 2: subscriptions, invoices and receipts, the card processor's
+/// events, and the outbox of signed notifications with their deliveries.
+/// Rows here are state, not money: money still moves only in the ledger.
+const TABLES_V2: &str = r#"
+CREATE TABLE processor_customers (
+    customer_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL UNIQUE REFERENCES accounts (id)
+);
+CREATE TABLE subscriptions (
+    account_id TEXT PRIMARY KEY REFERENCES accounts (id),
+    plan TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE quota_usage (
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    period_start BIGINT NOT NULL,
+    grp TEXT NOT NULL,
+    included BIGINT NOT NULL,
+    overage BIGINT NOT NULL,
+    notified INTEGER NOT NULL,
+    PRIMARY KEY (account_id, period_start, grp)
+);
+CREATE TABLE billing_documents (
+    seq {SERIAL},
+    id TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX billing_documents_account ON billing_documents (account_id, kind, seq);
+CREATE TABLE processor_events (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    account_id TEXT,
+    outcome TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE TABLE processor_objects (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    account_id TEXT,
+    state TEXT NOT NULL,
+    created BIGINT NOT NULL
+);
+CREATE TABLE notification_endpoints (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    events TEXT,
+    description TEXT,
+    created_at BIGINT NOT NULL,
+    disabled_at BIGINT
+);
+CREATE TABLE notification_events (
+    seq {SERIAL},
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    account_id TEXT,
+    payload TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE notification_deliveries (
+    seq {SERIAL},
+    event_id TEXT NOT NULL REFERENCES notification_events (id),
+    endpoint_id TEXT NOT NULL REFERENCES notification_endpoints (id),
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    lease_until BIGINT,
+    last_status INTEGER,
+    last_error TEXT,
+    delivered_at BIGINT,
+    UNIQUE (event_id, endpoint_id)
+);
+CREATE INDEX notification_deliveries_due ON notification_deliveries (state, next_attempt_at);
+"#;
+
 /// The numbered schema changes for `backend`, in order.
 pub(crate) fn migrations(backend: Backend) -> Vec<(i64, String)> {
     let (serial, triggers) = match backend {
         Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", SQLITE_TRIGGERS_V1),
         Backend::Postgres => ("BIGSERIAL PRIMARY KEY", POSTGRES_TRIGGERS_V1),
     };
-    vec![(
-        1,
-        format!("{}{triggers}", TABLES_V1.replace("{SERIAL}", serial)),
-    )]
+    vec![
+        (
+            1,
+            format!("{}{triggers}", TABLES_V1.replace("{SERIAL}", serial)),
+        ),
+        (2, TABLES_V2.replace("{SERIAL}", serial)),
+    ]
 }

@@ -10,6 +10,7 @@ use super::{
     CHUNK, PgStore, SqliteStore, balance_deltas, corrupt, currency, decode_routes, now_millis,
 };
 use crate::ledger::{LedgerAccount, Posting, Transaction, TransactionRecord, TxKind};
+use crate::notify::NewNotification;
 use crate::{Account, KeyRecord, Result};
 
 macro_rules! sql_helpers {
@@ -174,6 +175,59 @@ macro_rules! sql_helpers {
                          DO UPDATE SET balance = balances.balance + excluded.balance",
                     );
                     q.build().execute(&mut **db).await?;
+                }
+                Ok(())
+            }
+
+            /// Puts `events` in the outbox with one pending delivery per
+            /// enabled endpoint that wants the event's type, inside `db`.
+            pub(super) async fn insert_notifications(
+                db: &mut sqlx::Transaction<'_, $db>,
+                events: &[NewNotification],
+            ) -> Result<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                // `events` is NULL (every type) or the wanted types, one per
+                // line.
+                let endpoints: Vec<(String, Option<String>)> = sqlx::query_as(
+                    "SELECT id, events FROM notification_endpoints WHERE disabled_at IS NULL",
+                )
+                .fetch_all(&mut **db)
+                .await?;
+                for event in events {
+                    let inserted = sqlx::query(
+                        "INSERT INTO notification_events \
+                         (id, type, account_id, payload, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&event.id)
+                    .bind(&event.kind)
+                    .bind(&event.account_id)
+                    .bind(&event.payload)
+                    .bind(event.created_at)
+                    .execute(&mut **db)
+                    .await?;
+                    if inserted.rows_affected() == 0 {
+                        continue;
+                    }
+                    let wanted = endpoints.iter().filter(|(_, types)| {
+                        types
+                            .as_deref()
+                            .is_none_or(|t| t.split('\n').any(|k| k == event.kind))
+                    });
+                    for (endpoint, _) in wanted {
+                        sqlx::query(
+                            "INSERT INTO notification_deliveries \
+                             (event_id, endpoint_id, state, attempts, next_attempt_at) \
+                             VALUES ($1, $2, 'pending', 0, $3)",
+                        )
+                        .bind(&event.id)
+                        .bind(endpoint)
+                        .bind(event.created_at)
+                        .execute(&mut **db)
+                        .await?;
+                    }
                 }
                 Ok(())
             }
