@@ -1,7 +1,8 @@
 //! The admin listener (loopback by default): Prometheus `/metrics`,
 //! `/healthz`, the OpenAPI document at `/openapi.json`, and the admin API
-//! under `/v1` (config reload, accounts, API keys, credits, the ledger and
-//! per-request usage) behind a bearer token that is compared in constant time.
+//! under `/v1` (config reload, accounts, API keys, credits, the ledger,
+//! per-request usage, webhook endpoints and the notification outbox) behind
+//! a bearer token that is compared in constant time.
 //!
 //! Every error it produces is `application/problem+json` with a stable
 //! `code`, axum's own rejections (path, query, body, body size, method)
@@ -25,6 +26,7 @@ use axum::routing::get;
 use faregate_core::{Clock, SystemClock};
 use faregate_gateway::Gateway;
 use faregate_rails::credits::Credits;
+use faregate_rails::outbox::Outbox;
 
 use crate::problem::{Code, Problem};
 
@@ -38,6 +40,9 @@ struct AdminState {
     /// Accounts, keys and credits; `None` when the gateway runs without a
     /// store.
     credits: Option<Arc<Credits>>,
+    /// The notification sender, for its metrics; `None` when it does not
+    /// run.
+    outbox: Option<Arc<Outbox>>,
     /// What `created_at`, `revoked_at` and expiry checks read.
     clock: Arc<dyn Clock>,
 }
@@ -51,10 +56,21 @@ impl AdminState {
 
 /// The admin router.
 pub fn router(gw: Arc<Gateway>, reload: Option<Reloader>, credits: Option<Arc<Credits>>) -> Router {
+    router_with_outbox(gw, reload, credits, None)
+}
+
+/// The admin router, with the notification sender's metrics on `/metrics`.
+pub fn router_with_outbox(
+    gw: Arc<Gateway>,
+    reload: Option<Reloader>,
+    credits: Option<Arc<Credits>>,
+    outbox: Option<Arc<Outbox>>,
+) -> Router {
     let state = AdminState {
         gw,
         reload,
         credits,
+        outbox,
         clock: Arc::new(SystemClock),
     };
     Router::new()
@@ -72,6 +88,9 @@ async fn metrics(State(s): State<AdminState>) -> Response {
     let mut text = s.gw.metrics().render();
     if let Some(credits) = &s.credits {
         text.push_str(&credits.render_metrics());
+    }
+    if let Some(outbox) = &s.outbox {
+        text.push_str(&outbox.render_metrics());
     }
     let mut r = text.into_response();
     r.headers_mut().insert(

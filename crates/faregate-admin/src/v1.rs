@@ -7,8 +7,10 @@
 //! a test checks the OpenAPI document against it.
 
 mod accounts;
+mod hooks;
 mod keys;
 mod ledger;
+mod outbox;
 mod reload;
 mod top_up;
 mod usage;
@@ -66,6 +68,12 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Method::POST, "/v1/accounts/{id}/credits", top_up::create),
         endpoint(Method::GET, "/v1/accounts/{id}/ledger", ledger::list),
         endpoint(Method::GET, "/v1/accounts/{id}/usage", usage::list),
+        endpoint(Method::POST, "/v1/webhook_endpoints", hooks::create),
+        endpoint(Method::GET, "/v1/webhook_endpoints", hooks::list),
+        endpoint(Method::GET, "/v1/webhook_endpoints/{id}", hooks::show),
+        endpoint(Method::DELETE, "/v1/webhook_endpoints/{id}", hooks::disable),
+        endpoint(Method::GET, "/v1/webhook_deliveries", outbox::deliveries),
+        endpoint(Method::GET, "/v1/events", outbox::events),
     ]
 }
 

@@ -19,3 +19,5 @@ mod ledger;
 mod refusals;
 #[path = "admin_api/usage.rs"]
 mod usage;
+#[path = "admin_api/webhooks.rs"]
+mod webhooks;

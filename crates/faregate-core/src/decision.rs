@@ -112,6 +112,9 @@ pub struct Hold {
     pub amount: Option<Money>,
     /// The rail's own handle for the reservation.
     pub reference: u64,
+    /// Headers the rail adds to the served response (a subscriber's
+    /// remaining quota, a grace-period warning).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Hold {
@@ -120,6 +123,7 @@ impl Hold {
         rail: None,
         amount: None,
         reference: 0,
+        headers: Vec::new(),
     };
 }
 

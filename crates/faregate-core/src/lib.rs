@@ -21,7 +21,7 @@ pub use plans::{
     MAX_GRACE, MAX_TRIAL, Notice, OpenInvoice, Overage, PaymentMethod, Period, Plan, PlanId,
     PlanProblem, PlanSpec, Quota, QuotaStatus, QuotaThreshold, RecordError, Recorded, Refusal,
     Remedy, Settlement, Subscription, SubscriptionState, TRIAL_ENDING_NOTICE_NANOS, Transition,
-    TransitionError, Warning, WarningReason, admit, period_end,
+    TransitionError, Warning, WarningReason, admit, period_end, rfc3339, secs_until,
 };
 pub use problem::{Action, ActionKind, Problem, ProblemCode};
 pub use ratelimit::{Gcra, GcraOutcome, RateLimitError};

@@ -32,7 +32,7 @@ pub use admission::{
     WarningReason,
 };
 pub use admit::admit;
-pub use calendar::{AnchorDay, Interval, Period, period_end};
+pub use calendar::{AnchorDay, Interval, Period, period_end, rfc3339, secs_until};
 pub use event::{CancelAt, Effect, Event, Notice, Transition, TransitionError};
 pub use invoice::{INVOICE_TERMS_NANOS, Invoice, InvoiceId, InvoiceLine, LineItem, Settlement};
 pub use plan::{

@@ -93,8 +93,44 @@ pub struct Config {
     pub store: StoreSettings,
     /// Where customers top up (`{account}` is replaced by the account id).
     pub top_up: Option<faregate_rails::credits::TopUpLink>,
+    /// Subscription plans on sale, in catalog order.
+    pub plans: Vec<faregate_core::Plan>,
+    /// Webhooks in, notifications out, billing links.
+    pub billing: BillingSettings,
     /// The routes and their matcher.
     pub routes: RouteTable,
+}
+
+impl Config {
+    /// The plans rail's settings.
+    pub fn plans_config(&self) -> faregate_rails::plans::PlansConfig {
+        let b = &self.billing;
+        faregate_rails::plans::PlansConfig {
+            catalog: self.plans.clone(),
+            flush_interval: self.store.flush_interval,
+            trial_ending_notice: b.trial_ending_notice,
+            low_balance: b.low_balance.clone(),
+            payment_method_url: b.payment_method_url.clone(),
+            webhook_secrets: b.stripe_webhook_secrets.clone(),
+            webhook_tolerance: b.webhook_tolerance,
+            ..faregate_rails::plans::PlansConfig::default()
+        }
+    }
+}
+
+/// `[billing]`, compiled.
+#[derive(Debug, Clone)]
+pub struct BillingSettings {
+    /// Stripe webhook signing secrets; none turns `/webhooks/stripe` off.
+    pub stripe_webhook_secrets: Vec<String>,
+    /// How old a webhook signature may be.
+    pub webhook_tolerance: std::time::Duration,
+    /// Where customers add a payment method.
+    pub payment_method_url: String,
+    /// Spendable balances that trigger `balance.low`.
+    pub low_balance: Vec<faregate_core::Money>,
+    /// How long before a trial ends to notify.
+    pub trial_ending_notice: std::time::Duration,
 }
 
 /// One listener.

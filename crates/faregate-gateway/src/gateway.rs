@@ -55,6 +55,8 @@ pub struct Gateway {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) access_log: AccessLog,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Subscriptions, for the billing endpoints and webhooks.
+    pub(crate) plans: Option<Arc<faregate_rails::plans::Plans>>,
 }
 
 /// Why a snapshot could not be built.
@@ -77,6 +79,7 @@ pub struct GatewayBuilder {
     metrics: Arc<Metrics>,
     access_log: Option<AccessLog>,
     clock: Arc<dyn Clock>,
+    plans: Option<Arc<faregate_rails::plans::Plans>>,
 }
 
 impl GatewayBuilder {
@@ -84,6 +87,15 @@ impl GatewayBuilder {
     #[must_use]
     pub fn rail(mut self, rail: Arc<dyn Rail>) -> Self {
         self.rails.push(rail);
+        self
+    }
+
+    /// Adds the plans rail, which also serves `/billing/` and the card
+    /// processor's webhook.
+    #[must_use]
+    pub fn plans(mut self, plans: Arc<faregate_rails::plans::Plans>) -> Self {
+        self.rails.push(plans.clone());
+        self.plans = Some(plans);
         self
     }
 
@@ -129,6 +141,7 @@ impl GatewayBuilder {
             metrics: self.metrics,
             access_log,
             clock: self.clock,
+            plans: self.plans,
         }))
     }
 }
@@ -143,6 +156,7 @@ impl Gateway {
             metrics: Arc::default(),
             access_log: None,
             clock: Arc::new(SystemClock),
+            plans: None,
         }
     }
 

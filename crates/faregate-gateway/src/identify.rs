@@ -43,6 +43,11 @@ pub(crate) fn identify(
             key_header: None,
         });
     }
+    credentials(ctx, headers)
+}
+
+/// The credential the request carries, and the key it names if known.
+pub(crate) fn credentials(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Caller, Problem> {
     let malformed = |what: &str| {
         Problem::new(
             ProblemCode::BadRequest,

@@ -10,6 +10,7 @@
 
 mod access_log;
 mod authorize;
+mod billing;
 mod body;
 pub mod config;
 mod forward;

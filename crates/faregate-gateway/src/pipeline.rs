@@ -100,6 +100,12 @@ async fn stages(ctx: &mut Ctx, req: Request<Incoming>) -> Result<Response<Respon
     let route = match route::route(ctx, &req)? {
         Target::Route(route) => route,
         Target::ProblemPage(code) => return Ok(respond::problem_page(code)),
+        Target::Billing(endpoint) => {
+            let plans = ctx.gw.plans.clone().ok_or_else(|| {
+                Problem::new(ProblemCode::RouteNotFound, "billing is not enabled")
+            })?;
+            return crate::billing::serve(ctx, plans, endpoint, req).await;
+        }
     };
     let caller = identify::identify(ctx, &route, req.headers())?;
     let price = price::price(&route, &req);
@@ -124,7 +130,9 @@ pub async fn decide<B>(
     let mut ctx = Ctx::new(gw.clone(), req, conn);
     let route = match route::route(&mut ctx, req) {
         Ok(Target::Route(route)) => route,
-        Ok(Target::ProblemPage(_)) => return (None, Decision::Allow(Hold::NONE)),
+        Ok(Target::ProblemPage(_) | Target::Billing(_)) => {
+            return (None, Decision::Allow(Hold::NONE));
+        }
         Err(problem) => return (None, Decision::Deny(problem)),
     };
     let name = Some(route.name.clone());

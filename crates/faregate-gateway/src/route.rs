@@ -21,6 +21,8 @@ pub(crate) enum Target {
     Route(Arc<Route>),
     /// The gateway's page explaining a problem code.
     ProblemPage(ProblemCode),
+    /// A billing endpoint or the card processor's webhook.
+    Billing(crate::billing::Endpoint),
 }
 
 pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Problem> {
@@ -57,6 +59,12 @@ pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Proble
     {
         ctx.path = path;
         return Ok(Target::ProblemPage(code));
+    }
+    if ctx.gw.plans.is_some()
+        && let Some(endpoint) = crate::billing::Endpoint::of(&path)
+    {
+        ctx.path = path;
+        return Ok(Target::Billing(endpoint));
     }
     let host = ctx.authority.as_deref().map_or("", |a| &a[..host_len]);
     let found = match ctx.snap.config.routes.find(host, &path, req.method()) {

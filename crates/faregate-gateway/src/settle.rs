@@ -15,12 +15,17 @@ use crate::gateway::Gateway;
 use crate::observe::Record;
 use crate::pipeline::Ctx;
 
-/// Settles rails that settle before the response head; none do yet.
+/// Adds the headers the hold's rail asked for (a subscriber's quota, a
+/// grace warning) to the head. No rail settles before the head yet.
 pub(crate) async fn before_head(
     ctx: &mut Ctx,
-    response: Response<ResponseBody>,
+    mut response: Response<ResponseBody>,
 ) -> Result<Response<ResponseBody>, Problem> {
-    let _ = ctx;
+    for (name, value) in ctx.hold.headers() {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            response.headers_mut().append(*name, value);
+        }
+    }
     Ok(response)
 }
 
@@ -60,6 +65,11 @@ impl PendingHold {
         // Nothing held needs no way back to a rail.
         let gw = hold.rail.is_some().then(|| gw.clone());
         Self { hold, gw }
+    }
+
+    /// The headers the rail wants on the served response.
+    pub(crate) fn headers(&self) -> &[(&'static str, String)] {
+        &self.hold.headers
     }
 
     /// Hands the hold over to whoever settles it.
@@ -145,6 +155,7 @@ mod tests {
             rail: Some(RailKind::Credits),
             amount: Some(Money::from_atomic(5, Currency::USD)),
             reference: 3,
+            headers: Vec::new(),
         }
     }
 

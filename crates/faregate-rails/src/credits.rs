@@ -225,6 +225,20 @@ impl Credits {
         ))
     }
 
+    /// Every account id the book holds.
+    pub fn accounts(&self) -> Vec<String> {
+        self.book
+            .accounts()
+            .iter()
+            .map(|cell| cell.id.to_string())
+            .collect()
+    }
+
+    /// The currency `account_id` holds, if the account is known.
+    pub fn currency_of(&self, account_id: &str) -> Option<faregate_core::Currency> {
+        self.book.account(account_id).map(|cell| cell.currency)
+    }
+
     /// Writes every queued debit now and waits for it.
     pub async fn flush(&self) -> Result<(), CreditsError> {
         let (done, wait) = oneshot::channel();
@@ -309,14 +323,17 @@ impl Credits {
         );
         problem.price = Some(price);
         problem.balance = Some(balance_money(available, price));
-        if let Some(link) = self.top_up.load().as_deref() {
-            problem.actions.push(Action {
-                kind: ActionKind::TopUp,
-                url: link.url.replace("{account}", account),
-                method: link.method,
-            });
-        }
+        problem.actions.extend(self.top_up_action(account));
         Challenge::new(problem)
+    }
+
+    /// The `top_up` action for `account`, when the operator configured one.
+    pub(crate) fn top_up_action(&self, account: &str) -> Option<Action> {
+        self.top_up.load().as_deref().map(|link| Action {
+            kind: ActionKind::TopUp,
+            url: link.url.replace("{account}", account),
+            method: link.method,
+        })
     }
 }
 
@@ -368,6 +385,12 @@ impl Credits {
                 "this key belongs to no account, so it cannot pay for this route",
             ));
         };
+        self.reserve(account, req.route, price)
+    }
+
+    /// Sets `price` aside from `account`'s spendable balance for a request
+    /// on `route`: a hold, a 402 `insufficient_credits`, or a 403.
+    pub(crate) fn reserve(&self, account: &str, route: &str, price: Money) -> Decision {
         let Some(cell) = self.book.account(account) else {
             return Decision::Deny(Problem::new(
                 ProblemCode::Forbidden,
@@ -379,7 +402,7 @@ impl Credits {
                 ProblemCode::CurrencyMismatch,
                 format!(
                     "route {} is priced in {}; account {} holds {}",
-                    req.route,
+                    route,
                     price.currency().code(),
                     cell.id,
                     cell.currency.code()
@@ -391,12 +414,13 @@ impl Credits {
                 rail: Some(RailKind::Credits),
                 amount: Some(price),
                 reference: cell.index as u64,
+                headers: Vec::new(),
             }),
             Err(available) => Decision::PaymentRequired(self.challenge(account, price, available)),
         }
     }
 
-    fn settle_now(&self, hold: &Hold, outcome: &Outcome) -> Settlement {
+    pub(crate) fn settle_now(&self, hold: &Hold, outcome: &Outcome) -> Settlement {
         let (Some(cell), Some(held)) = (self.book.by_index(hold.reference), hold.amount) else {
             return Settlement::default();
         };

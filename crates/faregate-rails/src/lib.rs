@@ -5,6 +5,8 @@
 //! module implementing [`Rail`]; it never touches the proxy.
 
 pub mod credits;
+pub mod outbox;
+pub mod plans;
 pub mod signature;
 
 use std::fmt;

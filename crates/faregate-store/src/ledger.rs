@@ -55,6 +55,11 @@ impl LedgerAccount {
         Self("faregate:funding".to_owned())
     }
 
+    /// What customer `account_id` owes on invoices (negative while owed).
+    pub fn receivable(account_id: &str) -> Self {
+        Self(format!("receivable:{account_id}"))
+    }
+
     /// A name read back from the store.
     pub fn from_stored(name: String) -> Self {
         Self(name)
@@ -88,11 +93,22 @@ pub enum TxKind {
     Refund,
     /// An operator's correction.
     Adjustment,
+    /// An invoice issued: the customer owes it.
+    Invoice,
+    /// An invoice paid through the card processor.
+    InvoicePayment,
 }
 
 impl TxKind {
     /// Every kind.
-    pub const ALL: [TxKind; 4] = [Self::TopUp, Self::Debit, Self::Refund, Self::Adjustment];
+    pub const ALL: [TxKind; 6] = [
+        Self::TopUp,
+        Self::Debit,
+        Self::Refund,
+        Self::Adjustment,
+        Self::Invoice,
+        Self::InvoicePayment,
+    ];
 
     /// The stored name.
     pub fn as_str(self) -> &'static str {
@@ -101,6 +117,8 @@ impl TxKind {
             TxKind::Debit => "debit",
             TxKind::Refund => "refund",
             TxKind::Adjustment => "adjustment",
+            TxKind::Invoice => "invoice",
+            TxKind::InvoicePayment => "invoice_payment",
         }
     }
 
@@ -238,6 +256,45 @@ impl Transaction {
             TxKind::Refund,
             LedgerAccount::revenue(),
             LedgerAccount::customer(account_id),
+            amount,
+            idempotency_key,
+            reference,
+            created_at,
+        )
+    }
+
+    /// Invoice `reference` issued to `account_id`: revenue earned, owed by
+    /// the customer until paid.
+    pub fn invoice(
+        account_id: &str,
+        amount: Money,
+        idempotency_key: String,
+        reference: String,
+        created_at: i64,
+    ) -> Result<Self, LedgerError> {
+        Self::two_legs(
+            TxKind::Invoice,
+            LedgerAccount::receivable(account_id),
+            LedgerAccount::revenue(),
+            amount,
+            idempotency_key,
+            reference,
+            created_at,
+        )
+    }
+
+    /// Invoice `reference` of `account_id` paid from outside.
+    pub fn invoice_payment(
+        account_id: &str,
+        amount: Money,
+        idempotency_key: String,
+        reference: String,
+        created_at: i64,
+    ) -> Result<Self, LedgerError> {
+        Self::two_legs(
+            TxKind::InvoicePayment,
+            LedgerAccount::funding(),
+            LedgerAccount::receivable(account_id),
             amount,
             idempotency_key,
             reference,

@@ -14,6 +14,7 @@
 //! and the debit it is part of, so every charge can still be traced to its
 //! request while the double-entry rows grow with batches, not requests.
 
+mod billing;
 mod ledger;
 mod migrate;
 pub mod notify;
@@ -23,6 +24,10 @@ use std::sync::Arc;
 
 use faregate_core::Currency;
 
+pub use billing::{
+    Billing, BillingChange, BillingDocument, BillingOutcome, DocumentKind, ProcessorEvent,
+    ProcessorObject, QuotaUsage, SubscriptionRow, SubscriptionWrite,
+};
 pub use ledger::{
     LedgerAccount, LedgerError, Posting, Transaction, TransactionRecord, TxKind, new_id,
 };
@@ -180,7 +185,7 @@ impl VerifyReport {
 
 /// Everything faregate persists.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: Billing + notify::Notifications + Send + Sync + std::fmt::Debug + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -180,6 +180,7 @@ CREATE TABLE notification_deliveries (
     UNIQUE (event_id, endpoint_id)
 );
 CREATE INDEX notification_deliveries_due ON notification_deliveries (state, next_attempt_at);
+CREATE INDEX notification_deliveries_endpoint ON notification_deliveries (endpoint_id, seq);
 "#;
 
 /// The numbered schema changes for `backend`, in order.

@@ -3,6 +3,8 @@
 //! for each pool type (`store.rs`) and the helpers it shares (`rows.rs`);
 //! opening, the migrations and snapshot reads differ.
 
+mod billing;
+mod notify;
 mod rows;
 mod store;
 

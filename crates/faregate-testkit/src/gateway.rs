@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use faregate_gateway::{AccessLog, Gateway, GatewayBuilder, Metrics};
 use faregate_rails::credits::{Credits, CreditsConfig};
+use faregate_rails::plans::Plans;
 use faregate_store::Store;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -47,6 +48,8 @@ pub struct TestGateway {
     pub log: MemoryLog,
     /// The credits rail, when started with a store.
     pub credits: Option<Arc<Credits>>,
+    /// The plans rail, when started with subscriptions.
+    pub plans: Option<Arc<Plans>>,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -78,6 +81,39 @@ impl TestGateway {
         let rail = credits.clone();
         let mut gw = Self::start_compiled(compiled, move |b| b.rail(rail.clone()).keys(rail)).await;
         gw.credits = Some(credits);
+        gw
+    }
+
+    /// Starts a gateway with the credits and plans rails on `store`, its
+    /// clock (and the plans') being `clock`.
+    pub async fn start_subscriptions(
+        config: &str,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn faregate_core::Clock>,
+    ) -> Self {
+        let compiled = compile(config);
+        let credits = Credits::start(
+            store.clone(),
+            CreditsConfig {
+                flush_interval: compiled.store.flush_interval,
+                top_up: compiled.top_up.clone(),
+                ..CreditsConfig::default()
+            },
+        )
+        .await
+        .expect("start credits");
+        let mut plans_config = compiled.plans_config();
+        plans_config.tick_interval = std::time::Duration::from_millis(50);
+        let plans = Plans::start(store, credits.clone(), clock.clone(), plans_config)
+            .await
+            .expect("start plans");
+        let (rail, p) = (credits.clone(), plans.clone());
+        let mut gw = Self::start_compiled(compiled, move |b| {
+            b.plans(p).rail(rail.clone()).keys(rail).clock(clock)
+        })
+        .await;
+        gw.credits = Some(credits);
+        gw.plans = Some(plans);
         gw
     }
 
@@ -114,6 +150,7 @@ impl TestGateway {
             addr,
             log,
             credits: None,
+            plans: None,
             stop: Some(tx),
             served: Some(served),
         }
@@ -175,6 +212,7 @@ fn compile(config: &str) -> faregate_gateway::Config {
     let rails = [
         faregate_core::RailKind::X402,
         faregate_core::RailKind::Credits,
+        faregate_core::RailKind::Plans,
     ];
     faregate_gateway::config::load(&text, Path::new("."), &|_| None, &rails)
         .unwrap_or_else(|e| panic!("test config: {e}"))

@@ -28,6 +28,7 @@ impl Rail for TestRail {
                     rail: Some(self.0),
                     amount: req.price.amount(),
                     reference: 7,
+                    headers: Vec::new(),
                 }),
                 _ => {
                     let mut c = Challenge::new(Problem::new(

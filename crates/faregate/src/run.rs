@@ -10,10 +10,14 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use faregate_gateway::{AccessLog, Config, Gateway, Metrics};
 use faregate_rails::credits::{Credits, CreditsConfig};
+use faregate_rails::plans::Plans;
 use tokio::net::TcpListener;
 
 /// Rails built into this binary.
-pub(crate) const RAILS: &[faregate_core::RailKind] = &[faregate_core::RailKind::Credits];
+pub(crate) const RAILS: &[faregate_core::RailKind] = &[
+    faregate_core::RailKind::Credits,
+    faregate_core::RailKind::Plans,
+];
 
 /// How often the config file is checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -83,7 +87,12 @@ pub(crate) async fn serve_file(path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = faregate_gateway::config::load_file(&path, &env, RAILS)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let running = start(config).await?;
-    let reload = reloader(running.gw.clone(), running.credits.clone(), path.clone());
+    let reload = reloader(
+        running.gw.clone(),
+        running.credits.clone(),
+        running.plans.clone(),
+        path.clone(),
+    );
     tokio::spawn(watch(path, reload.clone()));
     running.wait(Some(reload)).await
 }
@@ -92,6 +101,7 @@ pub(crate) async fn serve_file(path: PathBuf) -> anyhow::Result<ExitCode> {
 pub(crate) struct Running {
     pub(crate) gw: Arc<Gateway>,
     pub(crate) credits: Arc<Credits>,
+    pub(crate) plans: Arc<Plans>,
     listeners: Vec<TcpListener>,
     admin: TcpListener,
 }
@@ -118,7 +128,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
     let log = AccessLog::to_writer(Box::new(std::io::stdout()), metrics.clone());
     let store = open_store(&config.store.url).await?;
     let credits = Credits::start(
-        store,
+        store.clone(),
         CreditsConfig {
             flush_interval: config.store.flush_interval,
             top_up: config.top_up.clone(),
@@ -127,9 +137,18 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
     )
     .await
     .context("cannot load accounts and keys")?;
+    let plans = Plans::start(
+        store,
+        credits.clone(),
+        Arc::new(faregate_core::SystemClock),
+        config.plans_config(),
+    )
+    .await
+    .context("cannot load subscriptions")?;
     let gw = Gateway::builder(config)
         .metrics(metrics)
         .access_log(log)
+        .plans(plans.clone())
         .rail(credits.clone())
         .keys(credits.clone())
         .build()?;
@@ -141,6 +160,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
     Ok(Running {
         gw,
         credits,
+        plans,
         listeners,
         admin,
     })
@@ -189,7 +209,8 @@ impl Running {
         .await;
         drop(stop_rx);
         let _ = admin.await;
-        // Every request has settled: write the last debits.
+        // Every request has settled: write the last debits and counts.
+        self.plans.close().await;
         self.credits.close().await;
         Ok(ExitCode::SUCCESS)
     }
@@ -204,7 +225,12 @@ async fn terminated() {
     }
 }
 
-fn reloader(gw: Arc<Gateway>, credits: Arc<Credits>, path: PathBuf) -> faregate_admin::Reloader {
+fn reloader(
+    gw: Arc<Gateway>,
+    credits: Arc<Credits>,
+    plans: Arc<Plans>,
+    path: PathBuf,
+) -> faregate_admin::Reloader {
     Arc::new(move || {
         let result = match faregate_gateway::config::load_file(&path, &env, RAILS) {
             Ok(config) => {
@@ -212,8 +238,12 @@ fn reloader(gw: Arc<Gateway>, credits: Arc<Credits>, path: PathBuf) -> faregate_
                     tracing::warn!("[store] changed; restart faregate to apply that");
                 }
                 let top_up = config.top_up.clone();
+                let plans_config = config.plans_config();
                 gw.reload(config)
-                    .map(|()| credits.set_top_up(top_up))
+                    .map(|()| {
+                        credits.set_top_up(top_up);
+                        plans.configure(plans_config);
+                    })
                     .map_err(|e| e.to_string())
             }
             Err(e) => {

@@ -130,7 +130,7 @@ pub fn period_end(start: UnixNanos, anchor: AnchorDay, interval: Interval) -> Un
 
 /// `at` as an RFC 3339 UTC timestamp to the second, such as
 /// `2024-02-29T13:05:00Z`, for details shown to callers.
-pub(crate) fn rfc3339(at: UnixNanos) -> String {
+pub fn rfc3339(at: UnixNanos) -> String {
     let date = CivilDate::of(at);
     let secs = (at % NANOS_PER_DAY) / NANOS_PER_SEC;
     format!(
@@ -145,7 +145,7 @@ pub(crate) fn rfc3339(at: UnixNanos) -> String {
 }
 
 /// Seconds from `now` until `at`, rounded up, at least one: a `Retry-After`.
-pub(crate) fn secs_until(now: UnixNanos, at: UnixNanos) -> u64 {
+pub fn secs_until(now: UnixNanos, at: UnixNanos) -> u64 {
     at.saturating_sub(now).div_ceil(NANOS_PER_SEC).max(1)
 }
 

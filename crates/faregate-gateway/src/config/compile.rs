@@ -16,6 +16,7 @@ use super::{
 use crate::tls;
 use faregate_rails::credits::TopUpLink;
 
+mod plans;
 mod route;
 
 /// Reads and compiles the config file at `path`. `env` resolves `$VAR`
@@ -44,6 +45,7 @@ pub fn load(
         base,
         env,
         rails,
+        plan_routes: Vec::new(),
     };
     let raw = c.parse(text)?;
     let config = c.config(raw);
@@ -61,6 +63,8 @@ struct Compiler<'a> {
     base: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
     rails: &'a [RailKind],
+    /// Routes some plan includes.
+    plan_routes: Vec<String>,
 }
 
 impl Compiler<'_> {
@@ -111,6 +115,9 @@ impl Compiler<'_> {
         let public_url = raw.server.public_url.as_deref().map(|u| self.public_url(u));
         let names: Vec<&str> = raw.routes.iter().map(|r| r.name.as_str()).collect();
         let keys = self.keys(&raw.api_keys, &names);
+        let plans = self.plans(&raw.plans, &names);
+        self.plan_routes = raw.plans.iter().flat_map(|p| p.routes.clone()).collect();
+        let billing = self.billing(&raw.billing);
         let routes = self.routes(&raw.routes, &limits);
         let store = StoreSettings {
             url: match raw.store.url.as_deref() {
@@ -137,6 +144,8 @@ impl Compiler<'_> {
             keys,
             store,
             top_up,
+            plans,
+            billing,
             routes,
         }
     }
@@ -398,7 +407,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("unknown unit in {text:?}: use ms, s, m or h")),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        _ => return Err(format!("unknown unit in {text:?}: use ms, s, m, h or d")),
     };
     if d.is_zero() {
         return Err("must be more than zero".into());

@@ -30,6 +30,12 @@ pub(crate) struct RawConfig {
     /// The credits rail.
     #[serde(default)]
     pub(crate) credits: RawCredits,
+    /// Subscription plans on sale.
+    #[serde(default)]
+    pub(crate) plans: Vec<RawPlan>,
+    /// Subscriptions, the card processor's webhooks, notifications.
+    #[serde(default)]
+    pub(crate) billing: RawBilling,
     /// API keys allowed on `access = "api_key"` routes.
     #[serde(default)]
     pub(crate) api_keys: Vec<RawApiKey>,
@@ -86,6 +92,60 @@ pub(crate) struct RawCredits {
     pub(crate) top_up_url: Option<String>,
     /// `GET` (default: a page) or `POST` (an API).
     pub(crate) top_up_method: Option<String>,
+}
+
+/// `[[plans]]`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawPlan {
+    /// Stable id, used in APIs and `upgrade_plan` actions.
+    pub(crate) id: String,
+    /// Name for people (default: the id).
+    pub(crate) name: Option<String>,
+    /// Price of one period, such as `"29.00 USD"`.
+    pub(crate) price: String,
+    /// `month` (default) or `year`.
+    pub(crate) interval: Option<String>,
+    /// Free trial length, such as `"14d"`.
+    pub(crate) trial: Option<String>,
+    /// How long service lasts after a failed payment (default `"3d"`).
+    pub(crate) grace: Option<String>,
+    /// The routes the plan includes.
+    pub(crate) routes: Vec<String>,
+    /// Included units per period, by route group.
+    #[serde(default)]
+    pub(crate) quotas: Vec<RawQuota>,
+    /// Price of one unit past a quota, charged from credits; without it
+    /// the quota is a hard stop.
+    pub(crate) overage_unit_price: Option<String>,
+}
+
+/// `[[plans.quotas]]`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawQuota {
+    /// The group's name.
+    pub(crate) group: String,
+    /// The routes drawing from it.
+    pub(crate) routes: Vec<String>,
+    /// Units included per period.
+    pub(crate) included: u64,
+}
+
+/// `[billing]`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawBilling {
+    /// Stripe webhook signing secrets (`whsec_…`, or `$ENV_VAR`); several
+    /// during a rotation. Without one, `/webhooks/stripe` is off.
+    #[serde(default)]
+    pub(crate) stripe_webhook_secrets: Vec<String>,
+    /// How old a webhook signature may be (default `"300s"`).
+    pub(crate) webhook_tolerance: Option<String>,
+    /// Where customers add a payment method (the processor's portal).
+    pub(crate) payment_method_url: Option<String>,
+    /// Spendable balances that trigger a `balance.low` notification.
+    #[serde(default)]
+    pub(crate) low_balance: Vec<String>,
+    /// How long before a trial ends to notify (default `"3d"`).
+    pub(crate) trial_ending_notice: Option<String>,
 }
 
 /// `[admin]`

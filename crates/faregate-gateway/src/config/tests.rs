@@ -253,6 +253,7 @@ fn durations_parse() {
     assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
     assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
     assert!(parse_duration("0s").is_err());
-    assert!(parse_duration("1d").is_err());
+    assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
+    assert!(parse_duration("1w").is_err());
     assert!(parse_duration("s").is_err());
 }

@@ -186,6 +186,7 @@ macro_rules! sql_store {
                     });
                 };
                 Self::write_entries(&mut db, &[tx]).await?;
+                Self::write_receipts(&mut db, &[tx]).await?;
                 Self::bump(&mut db).await?;
                 db.commit().await?;
                 Ok(Posted::Created(TransactionRecord {

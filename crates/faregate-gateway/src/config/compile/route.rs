@@ -73,7 +73,10 @@ impl Compiler<'_> {
                 Price::Free
             }),
         };
-        let access = self.access(path, r.access.as_ref(), price);
+        let mut access = self.access(path, r.access.as_ref(), price);
+        if self.plan_routes.contains(&r.name) {
+            access = self.plan_route_access(path, r.access.as_ref(), access);
+        }
         let charge = match r.charge.as_deref() {
             None => ChargePolicy::default(),
             Some(word) => ChargePolicy::parse(word).unwrap_or_else(|| {

@@ -1,0 +1,559 @@
+//! One subscriber's whole life on a fake clock, driven only by webhooks
+//! signed with Stripe's own library (npm `stripe`,
+//! `webhooks.generateTestHeaderString`) and by the subscriber's requests:
+//! trial, trial ending notice, trial expired, payment method attached,
+//! activate, quota at 80 %, quota exhausted, overage from credits, period
+//! rollover, payment failed (grace, warning header), grace over, invoice
+//! paid, canceled, expired. Forged, stale, replayed and reordered webhooks
+//! are tried on the way; none changes state.
+//!
+//! The signer needs node and npm `stripe` (`interop/stripe/install.sh`
+//! prints where it puts it; `.ci/run` sets `FAREGATE_STRIPE_NODE_PATH`).
+//! Without them the test says it is skipped.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use faregate_core::{Clock, Currency, FakeClock, Money};
+use faregate_rails::credits::KeyRequest;
+use faregate_store::{Account, DocumentKind, Store};
+use faregate_testkit::{Client, Reply, TestGateway, TestStore, Upstream};
+use http::Request;
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+const SECRET: &str = "whsec_lifecycle_test_secret";
+const CUSTOMER: &str = "cus_lifecycle";
+/// 2026-01-01T00:00:00Z.
+const T0: u64 = 1_767_225_600 * 1_000_000_000;
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn config(up: &Upstream) -> String {
+    let u = up.url();
+    format!(
+        r#"
+[store]
+url = "sqlite::memory:"
+flush_interval = "5ms"
+
+[credits]
+top_up_url = "https://pay.example/top-up/{{account}}"
+
+[billing]
+stripe_webhook_secrets = ["{SECRET}"]
+trial_ending_notice = "3d"
+payment_method_url = "https://pay.example/payment-method"
+
+[[plans]]
+id = "pro"
+price = "29.00 USD"
+trial = "14d"
+grace = "3d"
+routes = ["api"]
+overage_unit_price = "0.01 USD"
+
+[[plans.quotas]]
+group = "calls"
+routes = ["api"]
+included = 10
+
+[[plans]]
+id = "max"
+price = "99.00 USD"
+routes = ["api", "premium"]
+
+[[routes]]
+name = "api"
+path = "/api/*"
+upstreams = ["{u}"]
+access = "api_key"
+
+[[routes]]
+name = "premium"
+path = "/premium"
+upstreams = ["{u}"]
+access = "api_key"
+"#
+    )
+}
+
+/// npm `stripe` signing payloads, one line in and one line out.
+struct Signer {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Signer {
+    fn start() -> Option<Self> {
+        let node_path = std::env::var("FAREGATE_STRIPE_NODE_PATH").ok()?;
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../interop/stripe/signer.js"
+        );
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("NODE_PATH", node_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let stdout = BufReader::new(child.stdout.take()?);
+        Some(Self {
+            _child: child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn sign(&mut self, payload: &str, secret: &str, timestamp: u64) -> String {
+        let line = json!({"payload": payload, "secret": secret, "timestamp": timestamp});
+        writeln!(self.stdin, "{line}").expect("write to the signer");
+        let mut header = String::new();
+        self.stdout.read_line(&mut header).expect("read the signer");
+        assert!(header.starts_with("t="), "signer said {header:?}");
+        header.trim_end().to_owned()
+    }
+}
+
+struct Life {
+    gw: TestGateway,
+    store: Arc<dyn Store>,
+    clock: Arc<FakeClock>,
+    signer: Mutex<Signer>,
+    account: String,
+    key: String,
+    client: Client,
+    events: std::sync::atomic::AtomicU64,
+}
+
+impl Life {
+    fn now_secs(&self) -> u64 {
+        self.clock.now() / 1_000_000_000
+    }
+
+    async fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.plans().tick_all().await;
+        self.plans().flush().await;
+    }
+
+    fn plans(&self) -> &Arc<faregate_rails::plans::Plans> {
+        self.gw.plans.as_ref().unwrap()
+    }
+
+    async fn call(&self, path: &str) -> Reply {
+        let req = Request::get(self.gw.url(path))
+            .header("authorization", format!("Bearer {}", self.key))
+            .body(Full::default())
+            .unwrap();
+        self.client.send(req).await
+    }
+
+    async fn billing(&self, method: &str, path: &str, body: &str) -> Reply {
+        let req = Request::builder()
+            .method(method)
+            .uri(self.gw.url(path))
+            .header("authorization", format!("Bearer {}", self.key))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        self.client.send(req).await
+    }
+
+    /// A new event of `kind` about `object`, created `created` seconds
+    /// after T0 (now when `None`).
+    fn event(&self, kind: &str, object: Value, created: Option<u64>) -> String {
+        let n = self
+            .events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let created = created.map_or(self.now_secs(), |c| T0 / 1_000_000_000 + c);
+        json!({
+            "id": format!("evt_lifecycle_{n}"),
+            "object": "event",
+            "type": kind,
+            "created": created,
+            "data": {"object": object},
+        })
+        .to_string()
+    }
+
+    async fn deliver(&self, payload: &str) -> Reply {
+        let header = self
+            .signer
+            .lock()
+            .unwrap()
+            .sign(payload, SECRET, self.now_secs());
+        self.deliver_signed(payload, &header).await
+    }
+
+    async fn deliver_signed(&self, payload: &str, header: &str) -> Reply {
+        let req = Request::post(self.gw.url("/webhooks/stripe"))
+            .header("stripe-signature", header)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(payload.to_owned())))
+            .unwrap();
+        self.client.send(req).await
+    }
+
+    async fn subscription(&self) -> Value {
+        let reply = self.billing("GET", "/billing/subscription", "").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+
+    /// The types of the notifications in the outbox, oldest first.
+    async fn notifications(&self) -> Vec<String> {
+        self.plans().flush().await;
+        outbox_types(&*self.store).await
+    }
+}
+
+fn code(reply: &Reply) -> String {
+    reply.json()["code"].as_str().unwrap_or_default().to_owned()
+}
+
+fn actions(reply: &Reply) -> Vec<String> {
+    reply.json()["actions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["kind"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn one_subscriber_from_trial_to_expiry() {
+    let Some(signer) = Signer::start() else {
+        eprintln!(
+            "one_subscriber_from_trial_to_expiry: skipped: FAREGATE_STRIPE_NODE_PATH is not set \
+             or node is missing (run `export FAREGATE_STRIPE_NODE_PATH=$(bash interop/stripe/install.sh)`)"
+        );
+        return;
+    };
+    for test_store in TestStore::each("subscription_lifecycle").await {
+        lifecycle(&test_store, Signer::start().expect("signer")).await;
+    }
+    drop(signer);
+}
+
+async fn lifecycle(test_store: &TestStore, signer: Signer) {
+    let up = Upstream::start().await;
+    let store = test_store.open().await;
+    let clock = Arc::new(FakeClock::new(T0));
+    let gw = TestGateway::start_subscriptions(&config(&up), store.clone(), clock.clone()).await;
+    let credits = gw.credits.clone().unwrap();
+    let account = faregate_store::new_id("acct");
+    credits
+        .create_account(&Account {
+            id: account.clone(),
+            name: "lifecycle".into(),
+            currency: Currency::USD,
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    let (key, _) = credits
+        .issue_key(KeyRequest {
+            account_id: account.clone(),
+            live: false,
+            routes: None,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    store.link_customer(CUSTOMER, &account).await.unwrap();
+    let life = Life {
+        gw,
+        store,
+        clock,
+        signer: Mutex::new(signer),
+        account,
+        key,
+        client: Client::http1(),
+        events: Default::default(),
+    };
+
+    // No subscription yet: the plans that include the route.
+    let r = life.call("/api/x").await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (402, "upgrade_required".into())
+    );
+    assert_eq!(r.json()["plans"], json!(["pro", "max"]));
+
+    // Trial.
+    let started = life
+        .plans()
+        .subscribe(&life.account, "pro", true)
+        .await
+        .unwrap();
+    assert_eq!(started["state"], "trialing");
+    let r = life.call("/api/x").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("quota-remaining"), Some("9"));
+    assert_eq!(r.header("quota-group"), Some("calls"));
+    // The trial's quota ends with the trial instead of resetting.
+    assert_eq!(r.header("quota-reset"), None);
+    // A route the plan does not include, which another plan does.
+    let r = life.call("/premium").await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (402, "upgrade_required".into())
+    );
+    assert_eq!(actions(&r), ["upgrade_plan"]);
+    assert_eq!(r.json()["plans"], json!(["max"]));
+
+    // Trial ending: a notice three days before, and a warning header.
+    life.advance(12 * DAY).await;
+    let r = life.call("/api/x").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("subscription-warning")
+            .unwrap()
+            .starts_with("trial_ending")
+    );
+    assert!(
+        life.notifications()
+            .await
+            .contains(&"subscription.trial_ending".to_owned())
+    );
+
+    // Trial expired.
+    life.advance(3 * DAY).await;
+    let r = life.call("/api/x").await;
+    assert_eq!((r.status.as_u16(), code(&r)), (402, "trial_expired".into()));
+    assert!(actions(&r).contains(&"update_payment_method".to_owned()));
+    assert!(actions(&r).contains(&"renew".to_owned()));
+
+    // Activating without a payment method.
+    let r = life
+        .billing("POST", "/billing/subscription/activate", "")
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (402, "payment_method_required".into())
+    );
+    assert_eq!(actions(&r), ["update_payment_method"]);
+
+    // Forged and stale webhooks change nothing.
+    let attach = life.event(
+        "payment_method.attached",
+        json!({"id": "pm_1", "object": "payment_method", "customer": CUSTOMER}),
+        None,
+    );
+    let forged = life
+        .signer
+        .lock()
+        .unwrap()
+        .sign(&attach, "whsec_not_ours", life.now_secs());
+    let r = life.deliver_signed(&attach, &forged).await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (400, "invalid_signature".into())
+    );
+    let stale = life
+        .signer
+        .lock()
+        .unwrap()
+        .sign(&attach, SECRET, life.now_secs() - 301);
+    let r = life.deliver_signed(&attach, &stale).await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (400, "invalid_signature".into())
+    );
+    assert_eq!(life.subscription().await["payment_method"], "missing");
+
+    // Payment method attached, then activate: a paid period and its invoice.
+    let r = life.deliver(&attach).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["outcome"], "applied");
+    let r = life.deliver(&attach).await;
+    assert_eq!(r.json()["outcome"], "duplicate", "a replay is a no-op");
+    let r = life
+        .billing("POST", "/billing/subscription/activate", "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sub = r.json();
+    assert_eq!(sub["state"], "active");
+    assert_eq!(sub["open_invoice"]["amount_due"], "29.00");
+    let paid_first = life.event(
+        "invoice.paid",
+        json!({"id": "in_1", "object": "invoice", "customer": CUSTOMER, "amount_paid": 2900}),
+        None,
+    );
+    let r = life.deliver(&paid_first).await;
+    assert_eq!(r.json()["outcome"], "applied", "{}", r.text());
+    assert_eq!(life.subscription().await["open_invoice"], Value::Null);
+    // A failure of the same invoice, created before it was paid, arriving
+    // late: ignored.
+    let late_failure = life.event(
+        "invoice.payment_failed",
+        json!({"id": "in_1", "object": "invoice", "customer": CUSTOMER}),
+        Some(15 * 86_400 - 60),
+    );
+    let r = life.deliver(&late_failure).await;
+    assert!(
+        r.json()["outcome"].as_str().unwrap().starts_with("ignored"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(life.subscription().await["state"], "active");
+
+    // Active with quota: 80 % notified, then exhausted.
+    for i in 0..10 {
+        let r = life.call("/api/x").await;
+        assert_eq!(r.status, 200);
+        assert!(r.header("quota-reset").is_some());
+        assert_eq!(r.header("quota-remaining"), Some(&*(9 - i).to_string()));
+    }
+    let types = life.notifications().await;
+    assert!(
+        types.iter().any(|t| t == "quota.threshold_reached"),
+        "{types:?}"
+    );
+    let r = life.call("/api/x").await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (402, "quota_exhausted".into())
+    );
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 25 * 86_400, "retry after {retry} s");
+    assert!(r.json()["resets_at"].is_string());
+    assert!(actions(&r).contains(&"top_up".to_owned()));
+    assert!(actions(&r).contains(&"upgrade_plan".to_owned()));
+
+    // Overage from credits after a checkout top-up.
+    let checkout = life.event(
+        "checkout.session.completed",
+        json!({"id": "cs_1", "object": "checkout.session", "customer": CUSTOMER,
+               "client_reference_id": life.account, "payment_status": "paid",
+               "amount_total": 500, "currency": "usd"}),
+        None,
+    );
+    let r = life.deliver(&checkout).await;
+    assert_eq!(r.json()["outcome"], "applied", "{}", r.text());
+    let r = life.call("/api/x").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("quota-remaining"), Some("0"));
+    let credits = life.gw.credits.as_ref().unwrap();
+    credits.flush().await.unwrap();
+    assert_eq!(
+        credits.spendable(&life.account),
+        Some(Money::parse_decimal("4.99", Currency::USD).unwrap())
+    );
+    let receipts = life
+        .store
+        .documents(Some(&life.account), Some(DocumentKind::Receipt), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].amount, 5_000_000);
+
+    // Period rollover: quota back, the next period invoiced with the
+    // overage line.
+    life.advance(32 * DAY).await;
+    let r = life.call("/api/x").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("quota-remaining"), Some("9"));
+    let invoices = life.billing("GET", "/billing/invoices", "").await.json();
+    let newest = &invoices["data"][0];
+    assert_eq!(newest["status"], "open");
+    let lines = newest["lines"].as_array().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "overage" && l["units"] == 1),
+        "{newest}"
+    );
+    assert!(
+        life.notifications()
+            .await
+            .contains(&"subscription.renewed".to_owned())
+    );
+
+    // Payment failed: served in grace, with a warning.
+    let failed = life.event(
+        "invoice.payment_failed",
+        json!({"id": "in_2", "object": "invoice", "customer": CUSTOMER}),
+        None,
+    );
+    let r = life.deliver(&failed).await;
+    assert_eq!(r.json()["outcome"], "applied", "{}", r.text());
+    let r = life.call("/api/x").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("subscription-warning")
+            .unwrap()
+            .starts_with("payment_failed")
+    );
+    assert!(
+        life.notifications()
+            .await
+            .contains(&"invoice.payment_failed".to_owned())
+    );
+
+    // Grace over.
+    life.advance(4 * DAY).await;
+    let r = life.call("/api/x").await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (402, "subscription_past_due".into())
+    );
+    assert!(actions(&r).contains(&"pay_invoice".to_owned()));
+    assert!(
+        life.notifications()
+            .await
+            .contains(&"subscription.past_due".to_owned())
+    );
+
+    // Invoice paid: served again.
+    let paid = life.event(
+        "invoice.paid",
+        json!({"id": "in_2", "object": "invoice", "customer": CUSTOMER}),
+        None,
+    );
+    let r = life.deliver(&paid).await;
+    assert_eq!(r.json()["outcome"], "applied", "{}", r.text());
+    let r = life.call("/api/x").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Canceled: served to the period's end with a warning, then expired.
+    let r = life
+        .billing("POST", "/billing/subscription/cancel", "{}")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "canceled");
+    let r = life.call("/api/x").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("subscription-warning")
+            .unwrap()
+            .starts_with("cancel_scheduled")
+    );
+    life.advance(31 * DAY).await;
+    let r = life.call("/api/x").await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (402, "subscription_expired".into())
+    );
+    assert!(actions(&r).contains(&"renew".to_owned()));
+
+    // The ledger is sound: invoices owed and paid, top-up, overage.
+    let report = life.store.verify().await.unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    let Life { gw, .. } = life;
+    gw.shutdown().await;
+}
+
+async fn outbox_types(store: &dyn Store) -> Vec<String> {
+    let mut events = store.notification_events(None, 1000).await.unwrap();
+    events.reverse();
+    events.into_iter().map(|e| e.kind).collect()
+}
