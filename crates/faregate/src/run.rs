@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use faregate_gateway::{AccessLog, Config, Gateway, Metrics};
 use faregate_rails::credits::{Credits, CreditsConfig};
+use faregate_rails::outbox::{Outbox, OutboxConfig};
 use faregate_rails::plans::Plans;
 use tokio::net::TcpListener;
 
@@ -102,6 +103,7 @@ pub(crate) struct Running {
     pub(crate) gw: Arc<Gateway>,
     pub(crate) credits: Arc<Credits>,
     pub(crate) plans: Arc<Plans>,
+    pub(crate) outbox: Arc<Outbox>,
     listeners: Vec<TcpListener>,
     admin: TcpListener,
 }
@@ -137,6 +139,11 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
     )
     .await
     .context("cannot load accounts and keys")?;
+    let outbox = Outbox::start(
+        store.clone(),
+        Arc::new(faregate_core::SystemClock),
+        OutboxConfig::default(),
+    );
     let plans = Plans::start(
         store,
         credits.clone(),
@@ -161,6 +168,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
         gw,
         credits,
         plans,
+        outbox,
         listeners,
         admin,
     })
@@ -190,7 +198,12 @@ impl Running {
         tracing::info!(listeners = ?addrs, admin = %admin_addr, "faregate is serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let admin_router =
-            faregate_admin::router(self.gw.clone(), reload.clone(), Some(self.credits.clone()));
+            faregate_admin::router_with_outbox(
+                self.gw.clone(),
+                reload.clone(),
+                Some(self.credits.clone()),
+                Some(self.outbox.clone()),
+            );
         let mut admin_stop = stop_rx.clone();
         let admin = tokio::spawn(faregate_admin::serve(
             self.admin,
@@ -212,6 +225,7 @@ impl Running {
         // Every request has settled: write the last debits and counts.
         self.plans.close().await;
         self.credits.close().await;
+        self.outbox.close().await;
         Ok(ExitCode::SUCCESS)
     }
 }
