@@ -197,13 +197,12 @@ impl Running {
         let (addrs, admin_addr) = self.addrs();
         tracing::info!(listeners = ?addrs, admin = %admin_addr, "faregate is serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let admin_router =
-            faregate_admin::router_with_outbox(
-                self.gw.clone(),
-                reload.clone(),
-                Some(self.credits.clone()),
-                Some(self.outbox.clone()),
-            );
+        let admin_router = faregate_admin::router_with_outbox(
+            self.gw.clone(),
+            reload.clone(),
+            Some(self.credits.clone()),
+            Some(self.outbox.clone()),
+        );
         let mut admin_stop = stop_rx.clone();
         let admin = tokio::spawn(faregate_admin::serve(
             self.admin,
