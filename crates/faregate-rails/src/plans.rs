@@ -196,6 +196,8 @@ pub struct Plans {
     /// lowest one crossed), so each crossing is told once.
     low_balance: Mutex<HashMap<String, u64>>,
     stop: tokio::sync::Notify,
+    /// The background task, awaited by [`Plans::close`].
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Plans {
@@ -218,9 +220,11 @@ impl Plans {
             pending: Mutex::default(),
             low_balance: Mutex::default(),
             stop: tokio::sync::Notify::new(),
+            task: Mutex::new(None),
         });
         plans.reload().await?;
-        tokio::spawn(plans.clone().run());
+        let task = tokio::spawn(plans.clone().run());
+        *plans.task.lock() = Some(task);
         Ok(plans)
     }
 
@@ -240,10 +244,16 @@ impl Plans {
         &self.store
     }
 
-    /// Writes counted usage now and stops the background tasks.
+    /// Stops the background task (after the write it may be doing) and
+    /// writes what is still counted.
     pub async fn close(&self) {
+        // A stored permit: the task stops even if it is not waiting now.
+        self.stop.notify_one();
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
         self.flush().await;
-        self.stop.notify_waiters();
     }
 
     fn now(&self) -> UnixNanos {

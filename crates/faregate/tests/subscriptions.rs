@@ -548,6 +548,9 @@ async fn lifecycle(test_store: &TestStore, signer: Signer) {
     // The ledger is sound: invoices owed and paid, top-up, overage.
     let report = life.store.verify().await.unwrap();
     assert!(report.is_sound(), "{report:?}");
+    // Stop the writers before the store goes (its drop blocks on cleanup).
+    life.plans().close().await;
+    life.gw.credits.as_ref().unwrap().close().await;
     let Life { gw, .. } = life;
     gw.shutdown().await;
 }
