@@ -295,9 +295,8 @@ impl Worker {
         )
         .await;
         let outcome = self.backoff.outcome(answer, d.attempts, self.now_ms());
-        self.count(&d, &outcome);
         match self.store.record_attempt(&d, &outcome).await {
-            Ok(true) => {}
+            Ok(true) => self.count(&d, &outcome),
             Ok(false) => {
                 self.stats.stale.fetch_add(1, Relaxed);
                 tracing::info!(
@@ -309,6 +308,7 @@ impl Worker {
             }
             Err(error) => {
                 // The claim expires and the delivery is sent again.
+                self.count(&d, &outcome);
                 self.stats.store_errors.fetch_add(1, Relaxed);
                 tracing::warn!(
                     %error,
@@ -319,6 +319,7 @@ impl Worker {
         }
     }
 
+    /// Counts and logs an attempt whose outcome stands.
     fn count(&self, d: &DueDelivery, outcome: &AttemptOutcome) {
         let attempt = d.attempts.saturating_add(1);
         match outcome {

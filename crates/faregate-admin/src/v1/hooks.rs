@@ -1,19 +1,22 @@
 //! `/v1/webhook_endpoints`: where operators receive signed notifications.
 //! Register (the signing secret is shown once, in that answer), show, list
-//! (never the secret) and disable. An endpoint gets the events created
-//! after it was registered and before it was disabled.
+//! (never the secret) and delete. An endpoint gets the events created
+//! after it was registered and before it was deleted. Deleting disables it
+//! in the store, which keeps the record that its deliveries name; the API
+//! answers 404 for it from then on.
 //!
 //! The URL rule is exact and the OpenAPI pattern says the same thing:
-//! `http://` or `https://` (lowercase), a host name, IPv4 or bracketed IPv6 address,
-//! an optional port 1 to 65535, then an optional path and query of URL
-//! characters (no fragment, no user info, no spaces). Every URL it admits
-//! is one the sender can POST to.
+//! `http://` or `https://` (lowercase), a host name or IPv4 address (no
+//! IPv6 literal), an optional port 1 to 65535, then an optional path and
+//! query of URL characters (no fragment, no user info, no spaces). Every
+//! URL it admits is one the sender can POST to.
 
 use std::collections::HashSet;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use faregate_rails::credits::Credits;
 use faregate_rails::outbox::new_secret;
 use faregate_store::new_id;
 use faregate_store::notify::NotificationEndpoint;
@@ -103,14 +106,18 @@ pub(super) async fn create(
     ))
 }
 
-/// `GET /v1/webhook_endpoints`: every endpoint, disabled ones included,
-/// oldest first, on one page (`next` is always null).
+/// `GET /v1/webhook_endpoints`: every endpoint in use, oldest first, on
+/// one page (`next` is always null).
 pub(super) async fn list(
     StoreAccess(credits): StoreAccess,
 ) -> Result<Json<Page<EndpointView>>, Problem> {
     let endpoints = credits.store().endpoints().await?;
     Ok(Json(Page {
-        data: endpoints.into_iter().map(EndpointView::from).collect(),
+        data: endpoints
+            .into_iter()
+            .filter(|e| e.disabled_at.is_none())
+            .map(EndpointView::from)
+            .collect(),
         next: None,
     }))
 }
@@ -120,19 +127,18 @@ pub(super) async fn show(
     StoreAccess(credits): StoreAccess,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<EndpointView>, Problem> {
-    let endpoint = credits.store().endpoint(&id).await?;
-    endpoint
-        .map(|e| Json(e.into()))
-        .ok_or_else(|| endpoint_not_found(&id))
+    in_use(&credits, &id).await.map(|e| Json(e.into()))
 }
 
-/// `DELETE /v1/webhook_endpoints/{id}`: disables it (disabling again keeps
-/// the first time); its pending deliveries fail and it gets no new events.
+/// `DELETE /v1/webhook_endpoints/{id}`: disables it, for good: it gets no
+/// new events, its pending deliveries fail, and the API answers 404 for it
+/// from then on. The store keeps its record, which deliveries name.
 pub(super) async fn disable(
     StoreAccess(credits): StoreAccess,
     State(s): State<AdminState>,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<EndpointView>, Problem> {
+    in_use(&credits, &id).await?;
     let Some(endpoint) = credits.store().disable_endpoint(&id, s.now_ms()).await? else {
         return Err(endpoint_not_found(&id));
     };
@@ -140,10 +146,19 @@ pub(super) async fn disable(
     Ok(Json(endpoint.into()))
 }
 
+/// The endpoint `id` if it exists and is not disabled, or `404
+/// webhook_endpoint_not_found`.
+async fn in_use(credits: &Credits, id: &str) -> Result<NotificationEndpoint, Problem> {
+    match credits.store().endpoint(id).await? {
+        Some(e) if e.disabled_at.is_none() => Ok(e),
+        _ => Err(endpoint_not_found(id)),
+    }
+}
+
 fn endpoint_not_found(id: &str) -> Problem {
     Problem::new(
         Code::WebhookEndpointNotFound,
-        format!("no webhook endpoint {id}"),
+        format!("no webhook endpoint {id} in use"),
     )
 }
 
@@ -178,31 +193,16 @@ fn url_shape(b: &[u8]) -> bool {
     authority_shape(authority) && tail.iter().all(|&c| is_url_char(c))
 }
 
-/// `host[:port]`, the host a name or IPv4 address (`[A-Za-z0-9.-]+`) or an
-/// IPv6 literal in brackets (hex digits and dots around 2 to 8 colons,
-/// which is as many as `http::Uri` takes).
+/// `host[:port]`, the host a name or IPv4 address (`[A-Za-z0-9.-]+`).
+/// IPv6 literals are refused: a name serves as well, and a loose pattern
+/// for them admits strings that are no address.
 fn authority_shape(a: &[u8]) -> bool {
-    let (host_ok, rest) = if let Some(inner) = a.strip_prefix(b"[") {
-        let Some(close) = inner.iter().position(|&c| c == b']') else {
-            return false;
-        };
-        let host = &inner[..close];
-        let colons = host.iter().filter(|&&c| c == b':').count();
-        let ok = (2..=8).contains(&colons)
-            && host
-                .iter()
-                .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.');
-        (ok, &inner[close + 1..])
-    } else {
-        let end = a.iter().position(|&c| c == b':').unwrap_or(a.len());
-        let host = &a[..end];
-        let ok = !host.is_empty()
-            && host
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
-        (ok, &a[end..])
-    };
-    host_ok
+    let end = a.iter().position(|&c| c == b':').unwrap_or(a.len());
+    let (host, rest) = a.split_at(end);
+    !host.is_empty()
+        && host
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
         && match rest.strip_prefix(b":") {
             None => rest.is_empty(),
             Some(port) => port_shape(port),

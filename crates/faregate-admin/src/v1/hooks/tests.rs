@@ -5,7 +5,7 @@ use super::*;
 
 /// What `url_shape` checks, as the OpenAPI document writes it.
 const URL_PATTERN: &str = concat!(
-    "^https?://([A-Za-z0-9.-]+|\\[[0-9A-Fa-f.]*(:[0-9A-Fa-f.]*){2,8}\\])",
+    "^https?://[A-Za-z0-9.-]+",
     "(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
     "([/?][-A-Za-z0-9._~!$&'()*+,;=:@%/?]*)?$"
 );
@@ -41,8 +41,6 @@ fn urls_the_sender_can_post_to() {
         "https://example.com/",
         "https://example.com?x=1",
         "https://hooks.example.com:443/a/b;c?d=e&f=%20g",
-        "http://[::1]:9000/x",
-        "http://[2001:db8::8a2e:370:7334]/",
         "https://localhost:65535/",
         "http://a:1",
     ] {
@@ -65,10 +63,8 @@ fn urls_the_sender_can_post_to() {
         "https://example.com:080/",
         "https://example.com:/",
         "https://exa_mple.com/",
-        "https://[::1/",
-        "https://[1]/",
-        "https://[:::::::::]/",
-        "https://[::1]]/",
+        "https://[::1]/",
+        "http://[::1]:9000/x",
         "https://example.com/\u{e9}",
         "https://example.com/\n",
         "https://example.com\n",
