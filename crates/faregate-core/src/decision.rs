@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::money::Money;
 use crate::problem::Problem;
@@ -135,8 +135,24 @@ pub struct Offer {
     /// Response headers, such as `PAYMENT-REQUIRED` or `WWW-Authenticate`.
     /// Several entries with the same name are all sent, in order.
     pub headers: Vec<(&'static str, String)>,
-    /// The machine-readable offer listed under `accepts` in the body.
-    pub accepts: Option<Value>,
+    /// The machine-readable offers listed under `accepts` in the body.
+    pub accepts: Vec<Value>,
+    /// Members the rail adds to the body beside the problem's own (x402
+    /// puts its `PaymentRequired` members there: `x402Version`,
+    /// `resource`, `extensions`).
+    pub members: Map<String, Value>,
+}
+
+impl Offer {
+    /// An offer of headers only.
+    pub fn headers(rail: RailKind, headers: Vec<(&'static str, String)>) -> Self {
+        Self {
+            rail,
+            headers,
+            accepts: Vec::new(),
+            members: Map::new(),
+        }
+    }
 }
 
 /// A 402: the problem saying why, and every rail's offer at once.
@@ -159,8 +175,12 @@ impl Challenge {
 
     /// Adds one rail's offer, listing it under `accepts` too.
     pub fn offer(&mut self, offer: Offer) {
-        if let Some(accepts) = &offer.accepts {
-            self.problem.accepts.push(accepts.clone());
+        self.problem.accepts.extend(offer.accepts.iter().cloned());
+        for (k, v) in &offer.members {
+            self.problem
+                .extensions
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
         }
         self.offers.push(offer);
     }
@@ -195,7 +215,8 @@ mod tests {
         c.offer(Offer {
             rail: RailKind::X402,
             headers: vec![("payment-required", "eyJ4".into())],
-            accepts: Some(serde_json::json!({"scheme": "exact"})),
+            accepts: vec![serde_json::json!({"scheme": "exact"})],
+            members: Map::from_iter([("x402Version".to_owned(), Value::from(2))]),
         });
         c.offer(Offer {
             rail: RailKind::L402,
@@ -203,12 +224,14 @@ mod tests {
                 ("www-authenticate", "LSAT a".into()),
                 ("www-authenticate", "L402 a".into()),
             ],
-            accepts: None,
+            accepts: Vec::new(),
+            members: Map::new(),
         });
         let headers: Vec<_> = c.headers().collect();
         assert_eq!(headers.len(), 3);
         assert_eq!(headers[1], ("www-authenticate", "LSAT a"));
         assert_eq!(c.problem.accepts.len(), 1);
+        assert_eq!(c.problem.extensions["x402Version"], 2);
     }
 
     #[test]

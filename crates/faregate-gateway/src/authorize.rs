@@ -48,11 +48,13 @@ pub(crate) async fn authorize<B>(
             .iter()
             .filter_map(|k| ctx.gw.rails.iter().find(|r| r.kind() == *k))
     };
+    let origin = ctx.origin();
     let rail_req = RailRequest {
         request_id: &ctx.request_id,
         route: &route.name,
         method: req.method(),
         url: req.uri(),
+        origin: &origin,
         headers: req.headers(),
         credential: &caller.credential,
         account: caller.key.as_ref().and_then(|k| k.account.as_deref()),

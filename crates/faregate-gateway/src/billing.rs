@@ -85,7 +85,7 @@ pub(crate) async fn serve(
             .map(str::to_owned);
         let body = read_body(req, MAX_WEBHOOK_BODY).await?;
         let reply = plans.stripe_webhook(signature.as_deref(), &body).await?;
-        return Ok(json(&reply.to_json()));
+        return Ok(json_response(&reply.to_json()));
     }
     let caller = crate::identify::credentials(ctx, req.headers())?;
     let account = match (&caller.credential, &caller.key) {
@@ -136,10 +136,10 @@ pub(crate) async fn serve(
         }
         Endpoint::StripeWebhook => unreachable!("answered above"),
     };
-    Ok(json(&value))
+    Ok(json_response(&value))
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Problem> {
+pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Problem> {
     let too_large = || {
         Problem::new(
             ProblemCode::PayloadTooLarge,
@@ -165,7 +165,8 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Proble
     }
 }
 
-fn json(value: &Value) -> Response<ResponseBody> {
+/// A JSON answer that no cache keeps.
+pub(crate) fn json_response(value: &Value) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(value.to_string()));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();

@@ -97,8 +97,96 @@ pub struct Config {
     pub plans: Vec<faregate_core::Plan>,
     /// Webhooks in, notifications out, billing links.
     pub billing: BillingSettings,
+    /// The x402 rail's settings and each x402 route's offers.
+    pub x402: X402Settings,
     /// The routes and their matcher.
     pub routes: RouteTable,
+}
+
+/// `[x402]` and the routes' `x402` tables, compiled.
+#[derive(Clone)]
+pub struct X402Settings {
+    /// Each x402 route's offers and options, by route name.
+    pub routes: std::collections::HashMap<String, faregate_rails::x402::RouteX402>,
+    /// How payments settle.
+    pub settlement: X402Settlement,
+    /// The EVM JSON-RPC (chain settlement, chain checks).
+    pub rpc_url: Option<String>,
+    /// Ask the chain about each payment before forwarding.
+    pub check_chain: bool,
+    /// The longest a settlement may take.
+    pub settle_timeout: Duration,
+    /// HMAC key of bundle access tokens.
+    pub token_secret: Option<String>,
+    /// Serve `/x402/verify`, `/x402/settle`, `/x402/supported`.
+    pub facilitator: bool,
+}
+
+impl fmt::Debug for X402Settings {
+    // The token secret and signer key stay out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("X402Settings")
+            .field("routes", &self.routes.keys().collect::<Vec<_>>())
+            .field("settlement", &self.settlement)
+            .field("check_chain", &self.check_chain)
+            .field("settle_timeout", &self.settle_timeout)
+            .field("facilitator", &self.facilitator)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How x402 payments settle.
+#[derive(Clone, PartialEq, Eq)]
+pub enum X402Settlement {
+    /// Through an x402 facilitator's HTTP API.
+    Facilitator {
+        /// Its base URL.
+        url: String,
+    },
+    /// Directly, with faregate's own gas-paying key.
+    Chain {
+        /// The EVM JSON-RPC.
+        rpc_url: String,
+        /// The chain, `eip155:<id>`.
+        network: String,
+        /// The gas-paying key (hex).
+        signer_key: String,
+        /// Blocks to wait for after the transaction's own.
+        confirmations: u64,
+    },
+}
+
+impl fmt::Debug for X402Settlement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Facilitator { url } => f.debug_struct("Facilitator").field("url", url).finish(),
+            Self::Chain {
+                network,
+                confirmations,
+                ..
+            } => f
+                .debug_struct("Chain")
+                .field("network", network)
+                .field("confirmations", confirmations)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Config {
+    /// The x402 rail's settings.
+    pub fn x402_config(&self) -> faregate_rails::x402::X402Config {
+        faregate_rails::x402::X402Config {
+            routes: self.x402.routes.clone(),
+            settle_timeout: self.x402.settle_timeout,
+            token_secret: self
+                .x402
+                .token_secret
+                .clone()
+                .map(String::into_bytes)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl Config {
@@ -312,6 +400,8 @@ pub struct Upstream {
 pub struct Route {
     /// Position in the table, used by metrics and limiters.
     pub index: usize,
+    /// The path pattern as written (`/a/b` or `/prefix/*`).
+    pub path: String,
     /// The route's name.
     pub name: Arc<str>,
     /// Methods matched; any when `None`.

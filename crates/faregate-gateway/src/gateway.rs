@@ -57,6 +57,8 @@ pub struct Gateway {
     pub(crate) clock: Arc<dyn Clock>,
     /// Subscriptions, for the billing endpoints and webhooks.
     pub(crate) plans: Option<Arc<faregate_rails::plans::Plans>>,
+    /// The x402 rail, for the facilitator endpoints.
+    pub(crate) x402: Option<Arc<faregate_rails::x402::X402>>,
 }
 
 /// Why a snapshot could not be built.
@@ -80,6 +82,7 @@ pub struct GatewayBuilder {
     access_log: Option<AccessLog>,
     clock: Arc<dyn Clock>,
     plans: Option<Arc<faregate_rails::plans::Plans>>,
+    x402: Option<Arc<faregate_rails::x402::X402>>,
 }
 
 impl GatewayBuilder {
@@ -96,6 +99,15 @@ impl GatewayBuilder {
     pub fn plans(mut self, plans: Arc<faregate_rails::plans::Plans>) -> Self {
         self.rails.push(plans.clone());
         self.plans = Some(plans);
+        self
+    }
+
+    /// Adds the x402 rail, which also serves the facilitator endpoints
+    /// when the config asks for them.
+    #[must_use]
+    pub fn x402(mut self, x402: Arc<faregate_rails::x402::X402>) -> Self {
+        self.rails.push(x402.clone());
+        self.x402 = Some(x402);
         self
     }
 
@@ -142,6 +154,7 @@ impl GatewayBuilder {
             access_log,
             clock: self.clock,
             plans: self.plans,
+            x402: self.x402,
         }))
     }
 }
@@ -157,6 +170,7 @@ impl Gateway {
             access_log: None,
             clock: Arc::new(SystemClock),
             plans: None,
+            x402: None,
         }
     }
 

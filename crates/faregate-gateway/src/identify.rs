@@ -79,6 +79,12 @@ pub(crate) fn credentials(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Caller, 
         if scheme.eq_ignore_ascii_case("Payment") {
             return Ok(payment(RailKind::Mpp, v));
         }
+        // A bundle's access token, bought with one x402 payment.
+        if scheme.eq_ignore_ascii_case("Bearer")
+            && rest.starts_with(faregate_rails::x402::token::PREFIX)
+        {
+            return Ok(payment(RailKind::X402, rest));
+        }
         if scheme.eq_ignore_ascii_case("Bearer") && !rest.is_empty() {
             presented = Some(rest.to_owned());
             key_header = Some(&header::AUTHORIZATION);

@@ -30,6 +30,7 @@ mod route;
 mod server;
 mod settle;
 mod tls;
+mod x402;
 
 pub use access_log::AccessLog;
 pub use config::{Config, ConfigError};

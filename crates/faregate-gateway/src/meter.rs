@@ -20,7 +20,7 @@ use crate::pool::Lease;
 use crate::settle;
 
 static EXPOSE: HeaderValue = HeaderValue::from_static(
-    "PAYMENT-REQUIRED, PAYMENT-RESPONSE, WWW-Authenticate, X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset",
+    "PAYMENT-REQUIRED, PAYMENT-RESPONSE, WWW-Authenticate, X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X402-Access-Token, X402-Access-Expires, X402-Access-Remaining",
 );
 
 /// Wraps the upstream's response for streaming and counting.
@@ -58,11 +58,23 @@ fn common_headers(ctx: &Ctx, headers: &mut HeaderMap) {
         headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
         headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(reset));
     }
-    if ctx.cors && ctx.refusal.is_some() {
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
+    // Browsers may read our refusals, and the payment headers of a paid
+    // response; an upstream's own CORS answer is kept.
+    let paid = ctx
+        .route
+        .as_ref()
+        .is_some_and(|r| matches!(r.access, crate::config::Access::Rails(_)));
+    if ctx.cors && (ctx.refusal.is_some() || paid) {
+        if ctx.refusal.is_some() {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        } else {
+            headers
+                .entry(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .or_insert_with(|| HeaderValue::from_static("*"));
+        }
         headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE.clone());
     }
 }

@@ -106,6 +106,8 @@ async fn stages(ctx: &mut Ctx, req: Request<Incoming>) -> Result<Response<Respon
             })?;
             return crate::billing::serve(ctx, plans, endpoint, req).await;
         }
+        Target::X402(endpoint) => return crate::x402::serve(ctx, endpoint, req).await,
+        Target::Preflight(route) => return Ok(respond::preflight(&route, &req)),
     };
     let caller = identify::identify(ctx, &route, req.headers())?;
     let price = price::price(&route, &req);
@@ -130,7 +132,9 @@ pub async fn decide<B>(
     let mut ctx = Ctx::new(gw.clone(), req, conn);
     let route = match route::route(&mut ctx, req) {
         Ok(Target::Route(route)) => route,
-        Ok(Target::ProblemPage(_) | Target::Billing(_)) => {
+        Ok(
+            Target::ProblemPage(_) | Target::Billing(_) | Target::X402(_) | Target::Preflight(_),
+        ) => {
             return (None, Decision::Allow(Hold::NONE));
         }
         Err(problem) => return (None, Decision::Deny(problem)),
@@ -176,15 +180,20 @@ impl Ctx {
         }
     }
 
-    /// The base of problem `type` URIs.
-    pub(crate) fn problem_base(&self) -> String {
-        let origin = match (&self.snap.config.public_url, &self.authority) {
-            (Some(url), _) => url.clone(),
+    /// Scheme and authority the caller reached us at: the configured public
+    /// URL, else the request's own.
+    pub(crate) fn origin(&self) -> String {
+        match (&self.snap.config.public_url, &self.authority) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
             (None, Some(host)) => {
                 format!("{}://{host}", if self.conn.tls { "https" } else { "http" })
             }
             (None, None) => String::new(),
-        };
-        format!("{origin}{}", crate::respond::PROBLEM_PATH)
+        }
+    }
+
+    /// The base of problem `type` URIs.
+    pub(crate) fn problem_base(&self) -> String {
+        format!("{}{}", self.origin(), crate::respond::PROBLEM_PATH)
     }
 }

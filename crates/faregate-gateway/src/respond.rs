@@ -7,6 +7,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::body::ResponseBody;
+use crate::config::Route;
 use crate::pipeline::Ctx;
 
 /// Where the gateway serves one page per problem code.
@@ -69,6 +70,47 @@ pub(crate) fn challenge(ctx: &mut Ctx, challenge: Challenge) -> Response<Respons
             headers.append(n, v);
         }
     }
+    response
+}
+
+/// The request headers a browser may send to a paid route: every rail's
+/// credential header.
+static ALLOW_HEADERS: HeaderValue = HeaderValue::from_static(
+    "PAYMENT-SIGNATURE, Authorization, X-Api-Key, Content-Type, X-Request-Id, Idempotency-Key",
+);
+
+/// The answer to a CORS preflight for a paid route: any origin, the
+/// route's methods, every payment header.
+pub(crate) fn preflight<B>(route: &Route, req: &http::Request<B>) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(bytes::Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let methods = match &route.methods {
+        Some(ms) => ms
+            .iter()
+            .map(http::Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("GET")
+            .to_owned(),
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&methods) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
+    }
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS.clone());
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     response
 }
 

@@ -23,6 +23,11 @@ pub(crate) enum Target {
     ProblemPage(ProblemCode),
     /// A billing endpoint or the card processor's webhook.
     Billing(crate::billing::Endpoint),
+    /// x402 discovery or a facilitator endpoint.
+    X402(crate::x402::Endpoint),
+    /// A CORS preflight for a paid route: the gateway answers it, since
+    /// only the gateway knows the payment headers it takes.
+    Preflight(Arc<Route>),
 }
 
 pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Problem> {
@@ -66,7 +71,20 @@ pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Proble
         ctx.path = path;
         return Ok(Target::Billing(endpoint));
     }
+    if let Some(endpoint) = crate::x402::Endpoint::of(&path) {
+        ctx.path = path;
+        return Ok(Target::X402(endpoint));
+    }
     let host = ctx.authority.as_deref().map_or("", |a| &a[..host_len]);
+    if let Some(method) = preflight_method(req)
+        && let RouteMatch::Found(route) = ctx.snap.config.routes.find(host, &path, &method)
+        && route.access != crate::config::Access::Anyone
+    {
+        let route = route.clone();
+        ctx.path = path;
+        ctx.route = Some(route.clone());
+        return Ok(Target::Preflight(route));
+    }
     let found = match ctx.snap.config.routes.find(host, &path, req.method()) {
         RouteMatch::Found(route) => Ok(route.clone()),
         RouteMatch::MethodNotAllowed(allowed) => {
@@ -88,6 +106,17 @@ pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Proble
     let route = found?;
     ctx.route = Some(route.clone());
     Ok(Target::Route(route))
+}
+
+/// The method a CORS preflight asks about, if `req` is one.
+fn preflight_method<B>(req: &Request<B>) -> Option<http::Method> {
+    if req.method() != http::Method::OPTIONS || !req.headers().contains_key(http::header::ORIGIN) {
+        return None;
+    }
+    let asked = req
+        .headers()
+        .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)?;
+    http::Method::from_bytes(asked.as_bytes()).ok()
 }
 
 /// The host part of an authority (`[::1]:80` -> `[::1]`, `a:80` -> `a`).

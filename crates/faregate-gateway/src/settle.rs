@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use faregate_core::{ChargePolicy, Hold, Money, Problem};
-use faregate_rails::Outcome;
+use faregate_rails::{Head, HeadVerdict, Outcome};
 use http::Response;
 
 use crate::body::ResponseBody;
@@ -15,12 +15,38 @@ use crate::gateway::Gateway;
 use crate::observe::Record;
 use crate::pipeline::Ctx;
 
-/// Adds the headers the hold's rail asked for (a subscriber's quota, a
-/// grace warning) to the head. No rail settles before the head yet.
+/// Lets the hold's rail settle before anything is served (x402: the
+/// payment must be final, and `PAYMENT-RESPONSE` goes in the head), then
+/// adds the headers the rail asked for (a subscriber's quota, a grace
+/// warning). A rail that refuses replaces the upstream's response with its
+/// 402; the upstream's body is dropped unread.
 pub(crate) async fn before_head(
     ctx: &mut Ctx,
     mut response: Response<ResponseBody>,
 ) -> Result<Response<ResponseBody>, Problem> {
+    if let Some(kind) = ctx.hold.rail()
+        && let Some(rail) = ctx.gw.rails.iter().find(|r| r.kind() == kind).cloned()
+    {
+        let head = Head {
+            request_id: ctx.request_id.clone(),
+            method: ctx.method.clone(),
+            status: response.status().as_u16(),
+            from_upstream: ctx.upstream_status.is_some(),
+        };
+        match rail.before_head(ctx.hold.hold(), &head).await {
+            HeadVerdict::Send(headers) => {
+                for (name, value) in headers {
+                    if let Ok(value) = http::HeaderValue::from_str(&value) {
+                        response.headers_mut().insert(name, value);
+                    }
+                }
+            }
+            HeadVerdict::Refuse(challenge) => {
+                ctx.upstream_status = None;
+                return Ok(crate::respond::challenge(ctx, challenge));
+            }
+        }
+    }
     for (name, value) in ctx.hold.headers() {
         if let Ok(value) = http::HeaderValue::from_str(value) {
             response.headers_mut().append(*name, value);
@@ -70,6 +96,16 @@ impl PendingHold {
     /// The headers the rail wants on the served response.
     pub(crate) fn headers(&self) -> &[(&'static str, String)] {
         &self.hold.headers
+    }
+
+    /// The rail holding something, if any.
+    pub(crate) fn rail(&self) -> Option<faregate_core::RailKind> {
+        self.hold.rail
+    }
+
+    /// The hold itself.
+    pub(crate) fn hold(&self) -> &Hold {
+        &self.hold
     }
 
     /// Hands the hold over to whoever settles it.

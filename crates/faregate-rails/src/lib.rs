@@ -8,13 +8,16 @@ pub mod credits;
 pub mod outbox;
 pub mod plans;
 pub mod signature;
+pub mod x402;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use faregate_core::{ChargePolicy, Decision, Hold, Money, Offer, Price, RailKind, UnixNanos};
+use faregate_core::{
+    Challenge, ChargePolicy, Decision, Hold, Money, Offer, Price, RailKind, UnixNanos,
+};
 use http::{HeaderMap, Method, Uri};
 
 /// An API key the gateway knows, from the config file or from the store.
@@ -87,6 +90,9 @@ pub struct RailRequest<'a> {
     pub method: &'a Method,
     /// The URL the caller asked for, as the caller sees it.
     pub url: &'a Uri,
+    /// Scheme and authority the caller reached the gateway at
+    /// (`https://api.example.com`), for absolute resource URLs.
+    pub origin: &'a str,
     /// The request headers.
     pub headers: &'a HeaderMap,
     /// The caller's credential.
@@ -136,6 +142,30 @@ pub struct Settlement {
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// The upstream's answer as the response head is about to be sent, for
+/// rails that settle before the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The request id.
+    pub request_id: String,
+    /// The request's method (`HEAD` is never settled).
+    pub method: Method,
+    /// The status about to be sent.
+    pub status: u16,
+    /// Whether the upstream made it (false for the gateway's own answers).
+    pub from_upstream: bool,
+}
+
+/// What a rail decided before the response head.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadVerdict {
+    /// Send the response, with these headers set (replacing any the
+    /// upstream sent under the same name).
+    Send(Vec<(&'static str, String)>),
+    /// Do not serve it: answer this 402 instead (settlement failed).
+    Refuse(Challenge),
+}
+
 /// One way of paying.
 pub trait Rail: Send + Sync + fmt::Debug + 'static {
     /// Which rail this is.
@@ -153,4 +183,12 @@ pub trait Rail: Send + Sync + fmt::Debug + 'static {
 
     /// Turns `hold` into the final charge, or releases it.
     fn settle<'a>(&'a self, hold: Hold, outcome: &'a Outcome) -> BoxFuture<'a, Settlement>;
+
+    /// Called with the upstream's status before the response head is sent,
+    /// for rails whose payment must be final before anything is served
+    /// (x402). The default sends the response as it is; `settle` still runs
+    /// when the body is done.
+    fn before_head<'a>(&'a self, _hold: &'a Hold, _head: &'a Head) -> BoxFuture<'a, HeadVerdict> {
+        Box::pin(async { HeadVerdict::Send(Vec::new()) })
+    }
 }

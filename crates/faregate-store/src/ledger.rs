@@ -60,6 +60,13 @@ impl LedgerAccount {
         Self(format!("receivable:{account_id}"))
     }
 
+    /// Where money paid per request on `rail` and `network` comes from
+    /// (`x402:eip155:8453`): outside the gateway, like funding, but kept
+    /// apart so each chain's takings can be reconciled with the chain.
+    pub fn settlement(rail: &str, network: &str) -> Self {
+        Self(format!("{rail}:{network}"))
+    }
+
     /// A name read back from the store.
     pub fn from_stored(name: String) -> Self {
         Self(name)
@@ -97,17 +104,21 @@ pub enum TxKind {
     Invoice,
     /// An invoice paid through the card processor.
     InvoicePayment,
+    /// A request paid on its own through a per-request rail (x402),
+    /// referencing the settlement's transaction hash.
+    Payment,
 }
 
 impl TxKind {
     /// Every kind.
-    pub const ALL: [TxKind; 6] = [
+    pub const ALL: [TxKind; 7] = [
         Self::TopUp,
         Self::Debit,
         Self::Refund,
         Self::Adjustment,
         Self::Invoice,
         Self::InvoicePayment,
+        Self::Payment,
     ];
 
     /// The stored name.
@@ -119,6 +130,7 @@ impl TxKind {
             TxKind::Adjustment => "adjustment",
             TxKind::Invoice => "invoice",
             TxKind::InvoicePayment => "invoice_payment",
+            TxKind::Payment => "payment",
         }
     }
 
@@ -275,6 +287,27 @@ impl Transaction {
         Self::two_legs(
             TxKind::Invoice,
             LedgerAccount::receivable(account_id),
+            LedgerAccount::revenue(),
+            amount,
+            idempotency_key,
+            reference,
+            created_at,
+        )
+    }
+
+    /// A request paid per request on `rail` and `network`; `reference` is
+    /// the settlement's transaction hash.
+    pub fn payment(
+        rail: &str,
+        network: &str,
+        amount: Money,
+        idempotency_key: String,
+        reference: String,
+        created_at: i64,
+    ) -> Result<Self, LedgerError> {
+        Self::two_legs(
+            TxKind::Payment,
+            LedgerAccount::settlement(rail, network),
             LedgerAccount::revenue(),
             amount,
             idempotency_key,

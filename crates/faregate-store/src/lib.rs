@@ -18,6 +18,7 @@ mod billing;
 mod ledger;
 mod migrate;
 pub mod notify;
+mod payments;
 mod sql;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use billing::{
 pub use ledger::{
     LedgerAccount, LedgerError, Posting, Transaction, TransactionRecord, TxKind, new_id,
 };
+pub use payments::{Draw, Grant, PaymentRecord, PaymentState, Payments, Reservation};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +187,9 @@ impl VerifyReport {
 
 /// Everything faregate persists.
 #[async_trait::async_trait]
-pub trait Store: Billing + notify::Notifications + Send + Sync + std::fmt::Debug + 'static {
+pub trait Store:
+    Billing + notify::Notifications + Payments + Send + Sync + std::fmt::Debug + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -183,6 +183,41 @@ CREATE INDEX notification_deliveries_due ON notification_deliveries (state, next
 CREATE INDEX notification_deliveries_endpoint ON notification_deliveries (endpoint_id, seq);
 "#;
 
+/// Version 3: per-request payments (x402) from reservation to settlement,
+/// and the prepaid bundles (grants) a payment can buy. The unique key on
+/// (network, asset, payer, nonce) is what serves each payment at most once
+/// across every node.
+const TABLES_V3: &str = r#"
+CREATE TABLE x402_payments (
+    id TEXT PRIMARY KEY,
+    rail TEXT NOT NULL,
+    network TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    payer TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    payload_hash TEXT NOT NULL,
+    payment_identifier TEXT UNIQUE,
+    route TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    state TEXT NOT NULL,
+    tx_hash TEXT,
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (network, asset, payer, nonce)
+);
+CREATE INDEX x402_payments_pending ON x402_payments (state, created_at);
+CREATE TABLE x402_grants (
+    id TEXT PRIMARY KEY,
+    payment_id TEXT NOT NULL REFERENCES x402_payments (id),
+    route TEXT NOT NULL,
+    calls_left BIGINT,
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+"#;
+
 /// The numbered schema changes for `backend`, in order.
 pub(crate) fn migrations(backend: Backend) -> Vec<(i64, String)> {
     let (serial, triggers) = match backend {
@@ -195,5 +230,6 @@ pub(crate) fn migrations(backend: Backend) -> Vec<(i64, String)> {
             format!("{}{triggers}", TABLES_V1.replace("{SERIAL}", serial)),
         ),
         (2, TABLES_V2.replace("{SERIAL}", serial)),
+        (3, TABLES_V3.to_owned()),
     ]
 }

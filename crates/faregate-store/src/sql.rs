@@ -5,6 +5,7 @@
 
 mod billing;
 mod notify;
+mod payments;
 mod rows;
 mod store;
 

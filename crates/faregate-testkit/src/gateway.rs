@@ -50,6 +50,8 @@ pub struct TestGateway {
     pub credits: Option<Arc<Credits>>,
     /// The plans rail, when started with subscriptions.
     pub plans: Option<Arc<Plans>>,
+    /// The x402 rail, when started with one.
+    pub x402: Option<Arc<faregate_rails::x402::X402>>,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -117,6 +119,42 @@ impl TestGateway {
         gw
     }
 
+    /// Starts a gateway with the credits and x402 rails on `store`, x402
+    /// payments settled by `settler` (a facilitator client, a chain) and
+    /// the clock `clock`.
+    pub async fn start_x402(
+        config: &str,
+        store: Arc<dyn Store>,
+        settler: Arc<dyn faregate_x402::settle::Settler>,
+        clock: Arc<dyn faregate_core::Clock>,
+    ) -> Self {
+        let compiled = compile(config);
+        let credits = Credits::start(
+            store.clone(),
+            CreditsConfig {
+                flush_interval: compiled.store.flush_interval,
+                ..CreditsConfig::default()
+            },
+        )
+        .await
+        .expect("start credits");
+        let x402 = Arc::new(faregate_rails::x402::X402::new(
+            store,
+            settler,
+            None,
+            clock.clone(),
+            compiled.x402_config(),
+        ));
+        let (rail, x) = (credits.clone(), x402.clone());
+        let mut gw = Self::start_compiled(compiled, move |b| {
+            b.x402(x).rail(rail.clone()).keys(rail).clock(clock)
+        })
+        .await;
+        gw.credits = Some(credits);
+        gw.x402 = Some(x402);
+        gw
+    }
+
     /// Starts a gateway, letting the test add rails or a clock.
     pub async fn start_with(
         config: &str,
@@ -151,6 +189,7 @@ impl TestGateway {
             log,
             credits: None,
             plans: None,
+            x402: None,
             stop: Some(tx),
             served: Some(served),
         }

@@ -7,6 +7,7 @@ mod gateway;
 mod rail;
 mod store;
 mod upstream;
+pub mod x402;
 
 pub use client::{Client, Reply, dead_port, free_port, parse_reply, raw, temp_dir};
 pub use gateway::{MemoryLog, TestGateway};

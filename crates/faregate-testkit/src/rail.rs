@@ -47,12 +47,14 @@ impl Rail for TestRail {
             RailKind::X402 => Offer {
                 rail: self.0,
                 headers: vec![("payment-required", "offer-x402".into())],
-                accepts: Some(serde_json::json!({"rail": "x402"})),
+                accepts: vec![serde_json::json!({"rail": "x402"})],
+                members: serde_json::Map::new(),
             },
             _ => Offer {
                 rail: self.0,
                 headers: vec![("www-authenticate", "Payment offer-credits".into())],
-                accepts: None,
+                accepts: Vec::new(),
+                members: serde_json::Map::new(),
             },
         })
     }

@@ -5,4 +5,8 @@
 //! Nothing here knows about the gateway: the rail in `faregate-rails` and
 //! the facilitator endpoints in `faregate-gateway` are built on it.
 
+pub mod evm;
+pub mod reason;
+pub mod settle;
+pub mod verify;
 pub mod wire;

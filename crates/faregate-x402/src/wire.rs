@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn a_header_round_trips_in_standard_base64_and_reads_url_safe_too() {
         let header = encode_header(&offer());
-        assert!(header.ends_with('=') || header.len() % 4 == 0);
+        assert!(header.ends_with('=') || header.len().is_multiple_of(4));
         assert_eq!(decode_header::<PaymentRequirements>(&header).unwrap(), offer());
         let json = serde_json::to_vec(&offer()).unwrap();
         let url_safe = URL_SAFE_NO_PAD.encode(json);

@@ -18,6 +18,7 @@ use faregate_rails::credits::TopUpLink;
 
 mod plans;
 mod route;
+mod x402;
 
 /// Reads and compiles the config file at `path`. `env` resolves `$VAR`
 /// secrets; `rails` are the payment rails this build provides.
@@ -119,6 +120,14 @@ impl Compiler<'_> {
         self.plan_routes = raw.plans.iter().flat_map(|p| p.routes.clone()).collect();
         let billing = self.billing(&raw.billing);
         let routes = self.routes(&raw.routes, &limits);
+        // In file order: the table keeps routes most specific first.
+        let mut compiled: Vec<_> = routes.routes().iter().collect();
+        compiled.sort_by_key(|r| r.index);
+        let access: Vec<_> = compiled
+            .iter()
+            .map(|r| (r.access.clone(), r.price))
+            .collect();
+        let x402 = self.x402(&raw.x402, &raw.routes, &access);
         let store = StoreSettings {
             url: match raw.store.url.as_deref() {
                 None => self.store_url(super::DEFAULT_STORE_URL),
@@ -146,6 +155,7 @@ impl Compiler<'_> {
             top_up,
             plans,
             billing,
+            x402,
             routes,
         }
     }

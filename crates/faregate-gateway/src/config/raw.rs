@@ -36,6 +36,9 @@ pub(crate) struct RawConfig {
     /// Subscriptions, the card processor's webhooks, notifications.
     #[serde(default)]
     pub(crate) billing: RawBilling,
+    /// The x402 rail: how payments settle, facilitator mode.
+    #[serde(default)]
+    pub(crate) x402: RawX402,
     /// API keys allowed on `access = "api_key"` routes.
     #[serde(default)]
     pub(crate) api_keys: Vec<RawApiKey>,
@@ -228,6 +231,81 @@ pub(crate) struct RawRoute {
     /// Extra headers sent upstream (values may be `$ENV_VAR`).
     #[serde(default)]
     pub(crate) upstream_headers: BTreeMap<String, String>,
+    /// What x402 payments the route takes (with `"x402"` in `access`).
+    pub(crate) x402: Option<RawRouteX402>,
+}
+
+/// `[x402]`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawX402 {
+    /// `"facilitator"` (default) or `"chain"`.
+    pub(crate) settlement: Option<String>,
+    /// The facilitator's base URL (`/verify`, `/settle`, `/supported`).
+    pub(crate) facilitator_url: Option<String>,
+    /// The EVM JSON-RPC for `settlement = "chain"` and `check_chain`.
+    pub(crate) rpc_url: Option<String>,
+    /// The key paying gas for `settlement = "chain"` (write `$ENV_VAR`).
+    pub(crate) signer_key: Option<String>,
+    /// Blocks to wait for after the transaction's own (default 1).
+    pub(crate) confirmations: Option<u64>,
+    /// The longest a settlement may take (default `"30s"`).
+    pub(crate) settle_timeout: Option<String>,
+    /// Ask the chain for the nonce's state and the payer's balance before
+    /// forwarding (needs `rpc_url`).
+    pub(crate) check_chain: Option<bool>,
+    /// HMAC key of bundle access tokens (write `$ENV_VAR`); the same on
+    /// every node. Random per process when unset.
+    pub(crate) token_secret: Option<String>,
+    /// Serve `/x402/verify`, `/x402/settle` and `/x402/supported` for other
+    /// x402 servers (needs `settlement = "chain"`).
+    pub(crate) facilitator: Option<bool>,
+}
+
+/// `[routes.x402]`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRouteX402 {
+    /// The tokens it takes.
+    #[serde(default)]
+    pub(crate) offers: Vec<RawX402Offer>,
+    /// `"after"` a successful answer (default) or `"before"` forwarding.
+    pub(crate) settle: Option<String>,
+    /// `resource.description`.
+    pub(crate) description: Option<String>,
+    /// `resource.mimeType`.
+    pub(crate) mime_type: Option<String>,
+    /// A bundle sold for one payment: `{ calls = 10 }`, `{ duration = "1h" }`
+    /// or both.
+    pub(crate) bundle: Option<RawBundle>,
+    /// `bazaar` discovery metadata: input and output examples.
+    pub(crate) bazaar: Option<toml::Value>,
+}
+
+/// `[[routes.x402.offers]]`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawX402Offer {
+    /// CAIP-2 network, `eip155:<chain id>`.
+    pub(crate) network: String,
+    /// The token contract address.
+    pub(crate) asset: String,
+    /// The token's EIP-712 domain name.
+    pub(crate) name: String,
+    /// The token's EIP-712 domain version.
+    pub(crate) version: String,
+    /// The token's decimals (default 6).
+    pub(crate) decimals: Option<u8>,
+    /// Who is paid.
+    pub(crate) pay_to: String,
+    /// How long an authorization may be good for (default 60).
+    pub(crate) max_timeout_seconds: Option<u64>,
+}
+
+/// `bundle = { calls = 10, duration = "1h" }`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawBundle {
+    /// Calls one payment buys, the paying one included.
+    pub(crate) calls: Option<u64>,
+    /// How long the access token lasts (default `"1h"`).
+    pub(crate) duration: Option<String>,
 }
 
 /// `access = "anyone" | "api_key" | ["credits", "x402", …]`

@@ -122,7 +122,7 @@ macro_rules! sql_billing {
 
             /// Inserts `tx` unless its idempotency key is taken; whether it
             /// was new.
-            async fn insert_transaction(
+            pub(super) async fn insert_transaction(
                 db: &mut sqlx::Transaction<'_, $db>,
                 tx: &Transaction,
             ) -> Result<bool> {

@@ -157,6 +157,7 @@ impl Compiler<'_> {
             name: r.name.as_str().into(),
             methods,
             upstreams,
+            path: r.path.clone(),
             balance,
             strip_prefix: r.strip_prefix.clone(),
             preserve_host: r.preserve_host.unwrap_or(false),

@@ -1,0 +1,428 @@
+//! `ChainSettler` against a real anvil (`FAREGATE_ANVIL`): the EIP-3009
+//! test token at Base Sepolia's USDC address on chain 84532, a payer
+//! (account 1) signing authorizations offline, and the settler paying gas
+//! from account 0. Skipped, saying so, when anvil is not named.
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alloy_primitives::{Address, B256, U256, hex};
+use alloy_sol_types::{SolCall as _, sol};
+use faregate_x402::evm::{Eip3009Domain, parse_address, transfer_with_authorization_hash};
+use faregate_x402::reason;
+use faregate_x402::settle::{ChainConfig, ChainSettler, Settler};
+use faregate_x402::verify::{ParsedAuthorization, verify_exact};
+use faregate_x402::wire::FacilitatorRequest;
+use serde_json::json;
+use support::anvil::{self, Anvil};
+
+sol! {
+    function mint(address to, uint256 v) external;
+}
+
+const CHAIN_ID: u64 = 84532;
+/// What the payer holds: 50 USDC.
+const MINTED: u64 = 50_000_000;
+/// What each authorization pays: 0.01 USDC.
+const VALUE: u64 = 10_000;
+
+/// A chain with the token installed and the payer funded.
+struct Chain {
+    anvil: Anvil,
+    token: Address,
+    payee: Address,
+}
+
+impl Chain {
+    async fn start() -> Option<Self> {
+        let anvil = Anvil::start(&anvil::binary()?, CHAIN_ID).await;
+        let token = parse_address(support::USDC).unwrap();
+        anvil.install_token(token).await;
+        let data = mintCall {
+            to: anvil::account(1),
+            v: U256::from(MINTED),
+        }
+        .abi_encode();
+        anvil.transact(anvil::account(0), Some(token), &data).await;
+        Some(Self {
+            anvil,
+            token,
+            payee: anvil::account(2),
+        })
+    }
+
+    fn settler(&self, confirmations: u64, timeout: Duration) -> ChainSettler {
+        ChainSettler::new(ChainConfig {
+            rpc_url: self.anvil.url.clone(),
+            network: support::NETWORK.into(),
+            signer_key: format!("0x{}", anvil::KEYS[0]),
+            confirmations,
+            timeout,
+            poll_interval: Duration::from_millis(20),
+        })
+        .unwrap()
+    }
+
+    /// The payer's authorization of `value` to the payee, nonce `nonce`,
+    /// signed over EIP-712 as a client would, and verified in process.
+    fn payment(&self, value: u64, nonce: u8) -> FacilitatorRequest {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let auth = ParsedAuthorization {
+            from: anvil::account(1),
+            to: self.payee,
+            value: U256::from(value),
+            valid_after: U256::ZERO,
+            valid_before: U256::from(now + 3600),
+            nonce: B256::repeat_byte(nonce),
+        };
+        let domain = Eip3009Domain {
+            name: "USD Coin".into(),
+            version: "2".into(),
+            chain_id: CHAIN_ID,
+            verifying_contract: self.token,
+        };
+        let digest = transfer_with_authorization_hash(&domain, &auth);
+        let (sig, recid) = anvil::key(1)
+            .sign_prehash_recoverable(digest.as_slice())
+            .unwrap();
+        let mut signature = sig.to_bytes().to_vec();
+        signature.push(27 + recid.to_byte());
+        let payload = json!({
+            "signature": hex::encode_prefixed(signature),
+            "authorization": {
+                "from": auth.from.to_string(), "to": auth.to.to_string(), "value": value.to_string(),
+                "validAfter": "0", "validBefore": auth.valid_before.to_string(), "nonce": auth.nonce.to_string(),
+            }
+        });
+        let req = support::request(
+            support::requirements(support::USDC, &self.payee.to_string(), &value.to_string()),
+            payload,
+        );
+        verify_exact(&req.payment_payload, &req.payment_requirements, now)
+            .expect("verifies in process");
+        req
+    }
+
+    async fn balance(&self, settler: &ChainSettler, who: Address) -> U256 {
+        settler.balance_of(self.token, who).await.unwrap()
+    }
+
+    async fn receipt_status(&self, tx: &str) -> String {
+        let receipt = self.anvil.receipt(tx).await.expect("a receipt");
+        receipt["status"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn an_authorization_settles_once_for_exactly_its_value() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let settler = chain.settler(1, Duration::from_secs(10));
+    let (payer, payee) = (anvil::account(1), chain.payee);
+    let req = chain.payment(VALUE, 1);
+    let verdict = settler.verify(&req).await.unwrap();
+    assert!(verdict.is_valid, "{verdict:?}");
+    let before = (
+        chain.balance(&settler, payer).await,
+        chain.balance(&settler, payee).await,
+    );
+
+    let started = Instant::now();
+    let dyn_settler: &dyn Settler = &settler;
+    let settled = dyn_settler.settle(&req).await;
+    let first = started.elapsed();
+    assert!(settled.success, "{settled:?}");
+    assert_eq!(settled.payer.as_deref(), Some(payer.to_string().as_str()));
+    assert_eq!(
+        (settled.network.as_str(), settled.amount.as_deref()),
+        (support::NETWORK, Some("10000"))
+    );
+    assert_eq!(chain.receipt_status(&settled.transaction).await, "0x1");
+    let value = U256::from(VALUE);
+    assert_eq!(chain.balance(&settler, payer).await, before.0 - value);
+    assert_eq!(chain.balance(&settler, payee).await, before.1 + value);
+    let nonce = B256::repeat_byte(1);
+    assert!(
+        settler
+            .authorization_used(chain.token, payer, nonce)
+            .await
+            .unwrap()
+    );
+
+    let verdict = settler.verify(&req).await.unwrap();
+    assert_eq!(
+        verdict.invalid_reason.as_deref(),
+        Some(reason::NONCE_USED),
+        "{verdict:?}"
+    );
+    let replay = settler.settle(&req).await;
+    assert!(!replay.success, "{replay:?}");
+    assert_eq!(
+        replay.error_reason.as_deref(),
+        Some(reason::NONCE_USED),
+        "{replay:?}"
+    );
+    assert!(
+        replay
+            .error_message
+            .unwrap()
+            .contains("authorization is used")
+    );
+    assert_eq!(
+        chain.balance(&settler, payer).await,
+        before.0 - value,
+        "a replay moves nothing"
+    );
+
+    let mut latencies = Vec::new();
+    for nonce in 10..30 {
+        let req = chain.payment(VALUE, nonce);
+        let started = Instant::now();
+        assert!(settler.settle(&req).await.success);
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    eprintln!(
+        "anvil settle latency: first {:?} (chain id check included); over {} more: p50 {:?}, max {:?}",
+        first,
+        latencies.len(),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_settlements_take_their_own_nonces_and_resync_after_a_foreign_send() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let settler = chain.settler(1, Duration::from_secs(10));
+    let before = chain.balance(&settler, chain.payee).await;
+    let (a, b, c) = (
+        chain.payment(VALUE, 2),
+        chain.payment(VALUE, 3),
+        chain.payment(VALUE, 4),
+    );
+    let (a, b, c) = tokio::join!(settler.settle(&a), settler.settle(&b), settler.settle(&c));
+    for settled in [&a, &b, &c] {
+        assert!(settled.success, "{settled:?}");
+        assert_eq!(chain.receipt_status(&settled.transaction).await, "0x1");
+    }
+    assert!(
+        a.transaction != b.transaction
+            && b.transaction != c.transaction
+            && a.transaction != c.transaction
+    );
+    assert_eq!(
+        chain.balance(&settler, chain.payee).await,
+        before + U256::from(3 * VALUE)
+    );
+
+    // Account 0 sends outside the settler: its kept nonce is now too low.
+    let data = mintCall {
+        to: anvil::account(3),
+        v: U256::from(1),
+    }
+    .abi_encode();
+    chain
+        .anvil
+        .transact(anvil::account(0), Some(chain.token), &data)
+        .await;
+    let settled = settler.settle(&chain.payment(VALUE, 5)).await;
+    assert!(settled.success, "{settled:?}");
+    assert_eq!(
+        chain.balance(&settler, chain.payee).await,
+        before + U256::from(4 * VALUE)
+    );
+}
+
+#[tokio::test]
+async fn a_transfer_not_confirmed_in_time_is_pending_with_its_hash() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    // Automining makes one block per transaction: three never come.
+    let settler = chain.settler(3, Duration::from_millis(800));
+    let started = Instant::now();
+    let pending = settler.settle(&chain.payment(VALUE, 6)).await;
+    assert!(!pending.success, "{pending:?}");
+    assert_eq!(
+        pending.error_reason.as_deref(),
+        Some(reason::SETTLEMENT_PENDING),
+        "{pending:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // It was sent and mined, only not deep enough: the hash says where.
+    assert_eq!(chain.receipt_status(&pending.transaction).await, "0x1");
+    // With two more blocks mined meanwhile, the next one is deep enough.
+    let deep = chain.settler(3, Duration::from_secs(5));
+    let mine = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        chain.anvil.rpc("anvil_mine", json!(["0x2"])).await.unwrap();
+    };
+    let req = chain.payment(VALUE, 7);
+    let started = Instant::now();
+    let (settled, ()) = tokio::join!(deep.settle(&req), mine);
+    assert!(settled.success, "{settled:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "waited for the confirmations"
+    );
+}
+
+#[tokio::test]
+async fn one_authorization_sent_twice_at_once_settles_once_and_the_other_reverts() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let first = chain.settler(1, Duration::from_secs(10));
+    // A second settler with its own account (3), so their nonces are apart.
+    let second = ChainSettler::new(ChainConfig {
+        signer_key: anvil::KEYS[3].into(),
+        ..config_of(&chain)
+    })
+    .unwrap();
+    let req = chain.payment(VALUE, 11);
+    let before = chain.balance(&first, chain.payee).await;
+    // Both transactions wait in the pool, both estimated before either ran.
+    chain
+        .anvil
+        .rpc("evm_setAutomine", json!([false]))
+        .await
+        .unwrap();
+    let mine = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        chain.anvil.rpc("anvil_mine", json!(["0x1"])).await.unwrap();
+    };
+    let (a, b, ()) = tokio::join!(first.settle(&req), second.settle(&req), mine);
+    let (won, lost) = if a.success { (a, b) } else { (b, a) };
+    assert!(won.success, "{won:?}");
+    assert!(!lost.success, "{lost:?}");
+    assert_eq!(
+        lost.error_reason.as_deref(),
+        Some(reason::TRANSACTION_FAILED),
+        "{lost:?}"
+    );
+    assert_eq!(
+        chain.receipt_status(&lost.transaction).await,
+        "0x0",
+        "the revert is reported with its hash"
+    );
+    assert_eq!(
+        chain.balance(&first, chain.payee).await,
+        before + U256::from(VALUE)
+    );
+}
+
+#[tokio::test]
+async fn short_balances_wrong_networks_and_wrong_chains_are_refused() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let settler = chain.settler(1, Duration::from_secs(10));
+    let too_much = chain.payment(MINTED + 1, 8);
+    let verdict = settler.verify(&too_much).await.unwrap();
+    assert_eq!(
+        verdict.invalid_reason.as_deref(),
+        Some(reason::INSUFFICIENT_BALANCE),
+        "{verdict:?}"
+    );
+    let refused = settler.settle(&too_much).await;
+    assert_eq!(
+        refused.error_reason.as_deref(),
+        Some(reason::INSUFFICIENT_BALANCE),
+        "{refused:?}"
+    );
+    assert_eq!(refused.transaction, "", "nothing was sent");
+
+    let mut elsewhere = chain.payment(VALUE, 9);
+    elsewhere.payment_requirements.network = "eip155:8453".into();
+    let refused = settler.settle(&elsewhere).await;
+    assert_eq!(
+        refused.error_reason.as_deref(),
+        Some(reason::NETWORK_MISMATCH),
+        "{refused:?}"
+    );
+
+    let wrong_chain = ChainSettler::new(ChainConfig {
+        network: "eip155:8453".into(),
+        ..config_of(&chain)
+    })
+    .unwrap();
+    let mut base = chain.payment(VALUE, 9);
+    base.payment_requirements.network = "eip155:8453".into();
+    let refused = wrong_chain.settle(&base).await;
+    assert_eq!(
+        refused.error_reason.as_deref(),
+        Some(reason::UNEXPECTED_SETTLE_ERROR),
+        "{refused:?}"
+    );
+    assert!(refused.error_message.unwrap().contains("chain 84532"));
+
+    let supported = settler.supported().await.unwrap();
+    assert_eq!(supported.kinds[0].network, support::NETWORK);
+    assert_eq!(
+        supported.signers["eip155:*"],
+        json!([anvil::account(0).to_string()])
+    );
+    assert_eq!(settler.address(), anvil::account(0));
+}
+
+fn config_of(chain: &Chain) -> ChainConfig {
+    ChainConfig {
+        rpc_url: chain.anvil.url.clone(),
+        network: support::NETWORK.into(),
+        signer_key: anvil::KEYS[0].into(),
+        confirmations: 1,
+        timeout: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(20),
+    }
+}
+
+#[test]
+fn configuration_problems_are_all_reported_and_the_key_is_never_shown() {
+    let config = ChainConfig {
+        rpc_url: "localhost:8545".into(),
+        network: "base".into(),
+        signer_key: "0xnot-a-key-but-secret".into(),
+        confirmations: 1,
+        timeout: Duration::ZERO,
+        poll_interval: Duration::ZERO,
+    };
+    let error = ChainSettler::new(config.clone()).unwrap_err();
+    for field in [
+        "rpc_url",
+        "network",
+        "signer_key",
+        "timeout",
+        "poll_interval",
+    ] {
+        assert!(error.contains(field), "{field} in {error}");
+    }
+    assert!(
+        !error.contains("secret") && !format!("{config:?}").contains("secret"),
+        "{error}"
+    );
+    let good = ChainConfig {
+        rpc_url: "https://user:pw@node.example/v2/apikey".into(),
+        network: support::NETWORK.into(),
+        signer_key: anvil::KEYS[0].into(),
+        timeout: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(10),
+        ..config
+    };
+    let shown = format!("{good:?} {:?}", ChainSettler::new(good.clone()).unwrap());
+    assert!(
+        !shown.contains(anvil::KEYS[0]) && !shown.contains("apikey") && !shown.contains("pw"),
+        "{shown}"
+    );
+}
