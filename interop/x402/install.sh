@@ -29,9 +29,19 @@ if ! up_to_date; then
             exit 1
         fi
         echo "install.sh: creating $VENV" >&2
-        "$BASE_PYTHON" -m venv --clear "$VENV" >&2
-        "$PY" -m pip install --quiet --disable-pip-version-check --no-input -r "$REQ" >&2
-        "$PY" -c 'import x402, x402.mechanisms.evm, x402.http.clients, eth_account, web3' >&2
+        if ! "$BASE_PYTHON" -m venv --clear "$VENV" >&2; then
+            echo "install.sh: $BASE_PYTHON -m venv failed (Debian and Ubuntu need python3-venv)" >&2
+            exit 1
+        fi
+        # pip's errors still reach stderr under --quiet.
+        if ! "$PY" -m pip install --quiet --disable-pip-version-check --no-input -r "$REQ" >&2; then
+            echo "install.sh: pip install -r $REQ failed (see above)" >&2
+            exit 1
+        fi
+        if ! "$PY" -c 'import x402, x402.mechanisms.evm, x402.http.clients, eth_account, web3' >&2; then
+            echo "install.sh: the x402 SDK was installed but does not import (see above)" >&2
+            exit 1
+        fi
         echo "$want" >"$STAMP"
     fi
 fi

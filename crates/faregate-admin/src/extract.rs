@@ -10,6 +10,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use faregate_rails::credits::Credits;
+use faregate_rails::plans::Plans;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::AdminState;
@@ -135,6 +136,26 @@ impl FromRequestParts<AdminState> for StoreAccess {
                 "this gateway runs without a store, so it keeps no accounts",
             )
         })
+    }
+}
+
+/// The plans rail selling at least one plan, or `409 plans_not_configured`
+/// when the gateway runs without it or its config has no `[[plans]]`.
+/// Extract it after [`StoreAccess`].
+#[derive(Debug)]
+pub(crate) struct PlansAccess(pub(crate) Arc<Plans>);
+
+impl FromRequestParts<AdminState> for PlansAccess {
+    type Rejection = Problem;
+
+    async fn from_request_parts(_: &mut Parts, state: &AdminState) -> Result<Self, Problem> {
+        match &state.plans {
+            Some(plans) if !plans.catalog().is_empty() => Ok(Self(plans.clone())),
+            _ => Err(Problem::new(
+                Code::PlansNotConfigured,
+                "this gateway sells no plans: add [[plans]] to its config",
+            )),
+        }
     }
 }
 

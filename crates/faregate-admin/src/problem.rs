@@ -7,7 +7,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use faregate_core::TransitionError;
 use faregate_rails::credits::CreditsError;
+use faregate_rails::plans::PlansError;
 use faregate_store::StoreError;
 
 macro_rules! codes {
@@ -46,8 +48,15 @@ codes! {
     AccountNotFound = ("account_not_found", NOT_FOUND),
     KeyNotFound = ("key_not_found", NOT_FOUND),
     WebhookEndpointNotFound = ("webhook_endpoint_not_found", NOT_FOUND),
+    SubscriptionNotFound = ("subscription_not_found", NOT_FOUND),
+    InvoiceNotFound = ("invoice_not_found", NOT_FOUND),
+    ReceiptNotFound = ("receipt_not_found", NOT_FOUND),
     MethodNotAllowed = ("method_not_allowed", METHOD_NOT_ALLOWED),
     ReloadUnavailable = ("reload_unavailable", CONFLICT),
+    PlansNotConfigured = ("plans_not_configured", CONFLICT),
+    CustomerConflict = ("customer_conflict", CONFLICT),
+    PaymentMethodRequired = ("payment_method_required", CONFLICT),
+    SubscriptionConflict = ("subscription_conflict", CONFLICT),
     PayloadTooLarge = ("payload_too_large", PAYLOAD_TOO_LARGE),
     UnsupportedMediaType = ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE),
     InvalidBody = ("invalid_body", UNPROCESSABLE_ENTITY),
@@ -63,6 +72,9 @@ codes! {
     InvalidDescription = ("invalid_description", UNPROCESSABLE_ENTITY),
     IdempotencyKeyReused = ("idempotency_key_reused", UNPROCESSABLE_ENTITY),
     InvalidConfig = ("invalid_config", UNPROCESSABLE_ENTITY),
+    UnknownPlan = ("unknown_plan", UNPROCESSABLE_ENTITY),
+    InvalidCustomer = ("invalid_customer", UNPROCESSABLE_ENTITY),
+    AccountRequired = ("account_required", UNPROCESSABLE_ENTITY),
     InternalError = ("internal_error", INTERNAL_SERVER_ERROR),
     StoreUnavailable = ("store_unavailable", SERVICE_UNAVAILABLE),
 }
@@ -150,6 +162,52 @@ impl From<CreditsError> for Problem {
             CreditsError::Store(e) => e.into(),
         }
     }
+}
+
+impl From<PlansError> for Problem {
+    fn from(e: PlansError) -> Self {
+        match e {
+            PlansError::UnknownPlan(plan) => Problem::new(
+                Code::UnknownPlan,
+                format!("no plan {plan}; GET /v1/plans lists the plans on sale"),
+            ),
+            PlansError::NoAccount(id) => account_not_found(&id),
+            // The one reference a billing change may miss: its account.
+            PlansError::Store(e @ StoreError::NotFound(_)) => {
+                Problem::new(Code::AccountNotFound, e.to_string())
+            }
+            PlansError::NoSubscription(id) => subscription_not_found(&id),
+            PlansError::Currency { .. } => Problem::new(Code::CurrencyMismatch, e.to_string()),
+            PlansError::Transition(TransitionError::PaymentMethodRequired) => Problem::new(
+                Code::PaymentMethodRequired,
+                "a paid period cannot start without a payment method on file; \
+                 start the trial, or attach one through the card processor first",
+            ),
+            PlansError::Transition(t) => Problem::new(Code::SubscriptionConflict, t.to_string()),
+            PlansError::Contended => Problem::new(Code::SubscriptionConflict, e.to_string()),
+            // The one unique link a billing change writes.
+            PlansError::Store(StoreError::Duplicate(_)) => customer_conflict(),
+            PlansError::Store(e) => e.into(),
+            PlansError::Corrupt { .. } => Problem::internal(&e),
+        }
+    }
+}
+
+/// `customer_conflict`: a processor customer id names one account, and an
+/// account has one.
+pub(crate) fn customer_conflict() -> Problem {
+    Problem::new(
+        Code::CustomerConflict,
+        "the customer id is linked to another account, or the account to another customer id",
+    )
+}
+
+/// `subscription_not_found` for the account `id`.
+pub(crate) fn subscription_not_found(id: &str) -> Problem {
+    Problem::new(
+        Code::SubscriptionNotFound,
+        format!("account {id} has no subscription"),
+    )
 }
 
 /// `account_not_found` for `id`.

@@ -1,5 +1,6 @@
 //! The admin API under `/v1`: config reload, and the accounts, keys,
-//! credits, ledger and per-request usage that the store keeps. Every route
+//! credits, ledger, per-request usage, notifications, subscriptions,
+//! invoices and receipts that the store keeps. Every route
 //! needs the admin token; every answer is JSON and every refusal a problem
 //! document.
 //!
@@ -7,11 +8,14 @@
 //! a test checks the OpenAPI document against it.
 
 mod accounts;
+mod documents;
 mod hooks;
 mod keys;
 mod ledger;
 mod outbox;
+mod plans;
 mod reload;
+mod subscription;
 mod top_up;
 mod usage;
 mod views;
@@ -74,6 +78,26 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Method::DELETE, "/v1/webhook_endpoints/{id}", hooks::disable),
         endpoint(Method::GET, "/v1/webhook_deliveries", outbox::deliveries),
         endpoint(Method::GET, "/v1/events", outbox::events),
+        endpoint(Method::GET, "/v1/plans", plans::list),
+        endpoint(
+            Method::POST,
+            "/v1/accounts/{id}/subscription",
+            subscription::start,
+        ),
+        endpoint(
+            Method::GET,
+            "/v1/accounts/{id}/subscription",
+            subscription::show,
+        ),
+        endpoint(
+            Method::DELETE,
+            "/v1/accounts/{id}/subscription",
+            subscription::cancel,
+        ),
+        endpoint(Method::GET, "/v1/invoices", documents::invoices),
+        endpoint(Method::GET, "/v1/invoices/{id}", documents::invoice),
+        endpoint(Method::GET, "/v1/receipts", documents::receipts),
+        endpoint(Method::GET, "/v1/receipts/{id}", documents::receipt),
     ]
 }
 

@@ -17,6 +17,8 @@ mod keys;
 mod ledger;
 #[path = "admin_api/refusals.rs"]
 mod refusals;
+#[path = "admin_api/subscriptions.rs"]
+mod subscriptions;
 #[path = "admin_api/usage.rs"]
 mod usage;
 #[path = "admin_api/webhooks.rs"]

@@ -151,7 +151,7 @@ pub enum X402Settlement {
         network: String,
         /// The gas-paying key (hex).
         signer_key: String,
-        /// Blocks to wait for after the transaction's own.
+        /// Blocks that must include the transfer, its own counted.
         confirmations: u64,
     },
 }

@@ -174,6 +174,14 @@ impl Gateway {
         }
     }
 
+    /// The rails' own counters (x402 settlements), in Prometheus text.
+    pub fn render_rail_metrics(&self) -> String {
+        self.x402
+            .as_ref()
+            .map(|x| x.render_metrics())
+            .unwrap_or_default()
+    }
+
     /// The rails this gateway was built with, for config validation.
     pub fn rail_kinds(&self) -> Vec<RailKind> {
         self.rails.iter().map(|r| r.kind()).collect()

@@ -29,11 +29,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use faregate_core::{
     Clock, Hold, Money, Plan, PlanId, Problem, ProblemCode, QuotaThreshold, Subscription,
-    SubscriptionState, TransitionError, UnixNanos, rfc3339,
+    SubscriptionState, TransitionError, UnixNanos,
 };
-use faregate_store::{
-    QuotaUsage, Store, StoreError, SubscriptionRow, new_id, notify::NewNotification,
-};
+use faregate_store::{QuotaUsage, Store, StoreError, SubscriptionRow, notify::NewNotification};
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Value, json};
 
@@ -191,6 +189,9 @@ pub struct Plans {
     holds: Mutex<HashMap<u64, Held>>,
     next_hold: AtomicU64,
     pending: Mutex<Pending>,
+    /// Held across a flush's take and write, so a flush that finds the
+    /// queue empty while another one writes waits for that write to land.
+    flushing: tokio::sync::Mutex<()>,
     /// Accounts already told their balance is under a threshold (the
     /// lowest one crossed), so each crossing is told once.
     low_balance: Mutex<HashMap<String, u64>>,
@@ -217,6 +218,7 @@ impl Plans {
             holds: Mutex::default(),
             next_hold: AtomicU64::new(1),
             pending: Mutex::default(),
+            flushing: tokio::sync::Mutex::new(()),
             low_balance: Mutex::default(),
             stop: tokio::sync::Notify::new(),
             task: Mutex::new(None),
@@ -292,6 +294,7 @@ impl Plans {
 
     /// Writes counted quota usage and the notifications it caused.
     pub async fn flush(&self) {
+        let _flushing = self.flushing.lock().await;
         let batch = std::mem::take(&mut *self.pending.lock());
         if batch.usage.is_empty() && batch.notifications.is_empty() {
             return;
@@ -477,24 +480,10 @@ impl Plans {
         }
     }
 
-    /// A notification for the outbox.
+    /// A notification for the outbox, in the one envelope every event
+    /// has (`NewNotification::new`).
     fn notification(&self, kind: &str, account: &str, data: Value) -> NewNotification {
-        let id = new_id("evt");
-        let created_at = self.now_ms();
-        let payload = json!({
-            "id": id,
-            "type": kind,
-            "created": rfc3339(self.now()),
-            "account": account,
-            "data": data,
-        });
-        NewNotification {
-            id,
-            kind: kind.to_owned(),
-            account_id: Some(account.to_owned()),
-            payload: payload.to_string(),
-            created_at,
-        }
+        NewNotification::new(kind, Some(account), data, self.now_ms())
     }
 }
 

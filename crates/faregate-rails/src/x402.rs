@@ -88,6 +88,24 @@ struct Inner {
     config: ArcSwap<X402Config>,
     inflight: Mutex<HashMap<u64, Arc<Entry>>>,
     next: AtomicU64,
+    stats: Stats,
+}
+
+/// What the rail counts, for `/metrics`.
+#[derive(Debug, Default)]
+struct Stats {
+    /// Payments that verified and were reserved.
+    reserved: AtomicU64,
+    /// Payment credentials refused (did not verify, replayed, spent).
+    refused: AtomicU64,
+    /// Settlements that succeeded.
+    settled: AtomicU64,
+    /// Settlements that failed or timed out (nothing served).
+    failed: AtomicU64,
+    /// Reservations given back (upstream failure, `HEAD`, a redirect).
+    released: AtomicU64,
+    /// Calls drawn from bundles.
+    drawn: AtomicU64,
 }
 
 /// A payment between `authorize` and the end of its request.
@@ -139,6 +157,7 @@ impl X402 {
                 config: ArcSwap::from_pointee(config),
                 inflight: Mutex::new(HashMap::new()),
                 next: AtomicU64::new(1),
+                stats: Stats::default(),
             }),
         }
     }
@@ -165,6 +184,57 @@ impl X402 {
     /// Payments in flight on this node.
     pub fn in_flight(&self) -> usize {
         self.inner.inflight.lock().len()
+    }
+
+    /// The rail's counters in Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let s = &self.inner.stats;
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "faregate_x402_payments_reserved_total",
+                "x402 payments verified and reserved.",
+                &s.reserved,
+            ),
+            (
+                "faregate_x402_payments_refused_total",
+                "x402 payment credentials refused (invalid, replayed, spent).",
+                &s.refused,
+            ),
+            (
+                "faregate_x402_settlements_total",
+                "x402 payments settled.",
+                &s.settled,
+            ),
+            (
+                "faregate_x402_settlements_failed_total",
+                "x402 settlements that failed or timed out; nothing was served.",
+                &s.failed,
+            ),
+            (
+                "faregate_x402_payments_released_total",
+                "x402 reservations given back unsettled (upstream failure, HEAD, redirect).",
+                &s.released,
+            ),
+            (
+                "faregate_x402_bundle_calls_total",
+                "Calls drawn from x402 bundles.",
+                &s.drawn,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP faregate_x402_payments_in_flight x402 payments between verification and the end of their request.\n# TYPE faregate_x402_payments_in_flight gauge\nfaregate_x402_payments_in_flight {}",
+            self.in_flight()
+        );
+        out
     }
 }
 
@@ -275,6 +345,7 @@ impl Rail for X402 {
             let phase = *entry.phase.lock();
             match phase {
                 Phase::Reserved => {
+                    self.inner.stats.released.fetch_add(1, Ordering::Relaxed);
                     // Nothing was served for it: the same signed payment may
                     // be used again.
                     if let Err(e) = self.inner.store.release_payment(&entry.payment_id).await {
@@ -322,6 +393,7 @@ impl Inner {
             return self.redeem(req, &config, raw, &required).await;
         }
         let refuse = |code: ProblemCode, why: &str, detail: String| {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
             Decision::PaymentRequired(refusal(code, why, detail, Some(&required), None))
         };
         let payload: PaymentPayload = match decode_header(raw) {
@@ -418,8 +490,13 @@ impl Inner {
             updated_at: now_ms,
         };
         match self.store.reserve_payment(&record).await {
-            Ok(Reservation::Reserved) => {}
-            Ok(Reservation::Taken(first)) => return taken(&record, &first, &required),
+            Ok(Reservation::Reserved) => {
+                self.stats.reserved.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Reservation::Taken(first)) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return taken(&record, &first, &required);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot reserve an x402 payment");
                 return Decision::Deny(Problem::from_code(ProblemCode::InternalError));
@@ -505,14 +582,26 @@ impl Inner {
                 .clone()
                 .unwrap_or_else(|| reason::UNEXPECTED_SETTLE_ERROR.to_owned());
             let tx = (!response.transaction.is_empty()).then_some(response.transaction.as_str());
-            if let Err(e) = self
-                .store
-                .fail_payment(&entry.payment_id, &why, tx, now)
-                .await
-            {
+            // A definite refusal that sent nothing (an unfunded payer, a
+            // nonce spent elsewhere) leaves the authorization as it was:
+            // give the reservation back, so the same payment can be tried
+            // again. A timeout, garbage or a pending answer may have moved
+            // money: that nonce stays taken.
+            let nothing_sent = tx.is_none()
+                && why != reason::UNEXPECTED_SETTLE_ERROR
+                && why != reason::SETTLEMENT_PENDING;
+            let recorded = if nothing_sent {
+                self.store.release_payment(&entry.payment_id).await
+            } else {
+                self.store
+                    .fail_payment(&entry.payment_id, &why, tx, now)
+                    .await
+            };
+            if let Err(e) = recorded {
                 tracing::error!(payment = %entry.payment_id, error = %e, "cannot record a failed x402 settlement");
             }
             *entry.phase.lock() = Phase::Failed;
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(payment = %entry.payment_id, reason = %why, "x402 settlement failed; nothing served");
             let detail = format!(
                 "the payment verified but was not settled ({why}{}); nothing was served",
@@ -563,6 +652,7 @@ impl Inner {
         self.record_settlement(entry, &response, grant.as_ref(), now)
             .await;
         *entry.phase.lock() = Phase::Settled;
+        self.stats.settled.fetch_add(1, Ordering::Relaxed);
         Ok(headers)
     }
 
@@ -702,14 +792,17 @@ impl Inner {
             }
         }
         match self.store.draw_grant(&grant, now).await {
-            Ok(Draw::Taken(left)) => Decision::Allow(Hold {
-                rail: None,
-                amount: None,
-                reference: 0,
-                headers: left
-                    .map(|n| vec![(ACCESS_REMAINING, n.to_string())])
-                    .unwrap_or_default(),
-            }),
+            Ok(Draw::Taken(left)) => {
+                self.stats.drawn.fetch_add(1, Ordering::Relaxed);
+                Decision::Allow(Hold {
+                    rail: None,
+                    amount: None,
+                    reference: 0,
+                    headers: left
+                        .map(|n| vec![(ACCESS_REMAINING, n.to_string())])
+                        .unwrap_or_default(),
+                })
+            }
             Ok(Draw::Spent) => refuse("the bundle is used up; pay again".to_owned()),
             Ok(Draw::Unknown) => refuse("the access token names no bundle".to_owned()),
             Err(e) => {

@@ -2,6 +2,7 @@
 //! server on a loopback port, real HTTP/1.1 and HTTP/2 clients, raw TCP for
 //! malformed input, and a gateway started on port 0.
 
+pub mod anvil;
 mod client;
 mod gateway;
 mod rail;

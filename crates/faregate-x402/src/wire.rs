@@ -281,21 +281,33 @@ mod tests {
     fn a_header_round_trips_in_standard_base64_and_reads_url_safe_too() {
         let header = encode_header(&offer());
         assert!(header.ends_with('=') || header.len().is_multiple_of(4));
-        assert_eq!(decode_header::<PaymentRequirements>(&header).unwrap(), offer());
+        assert_eq!(
+            decode_header::<PaymentRequirements>(&header).unwrap(),
+            offer()
+        );
         let json = serde_json::to_vec(&offer()).unwrap();
         let url_safe = URL_SAFE_NO_PAD.encode(json);
-        assert_eq!(decode_header::<PaymentRequirements>(&url_safe).unwrap(), offer());
+        assert_eq!(
+            decode_header::<PaymentRequirements>(&url_safe).unwrap(),
+            offer()
+        );
     }
 
     #[test]
     fn garbage_headers_are_errors_not_panics() {
-        assert_eq!(decode_header::<PaymentPayload>("%%%"), Err(DecodeError::Base64));
+        assert_eq!(
+            decode_header::<PaymentPayload>("%%%"),
+            Err(DecodeError::Base64)
+        );
         assert!(matches!(
             decode_header::<PaymentPayload>(&STANDARD.encode("{\"x\":1}")),
             Err(DecodeError::Json(_))
         ));
         let long = "A".repeat(MAX_HEADER_LEN + 1);
-        assert_eq!(decode_header::<PaymentPayload>(&long), Err(DecodeError::TooLong));
+        assert_eq!(
+            decode_header::<PaymentPayload>(&long),
+            Err(DecodeError::TooLong)
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> 
     let config = faregate_gateway::config::load(
         &text,
         std::path::Path::new("."),
-        &|_| None,
+        &|name| std::env::var(name).ok(),
         crate::run::RAILS,
     )
     .map_err(|e| anyhow::anyhow!("the demo config is invalid: {e}"))?;
@@ -114,6 +114,9 @@ async fn demo_account(credits: &Credits) -> anyhow::Result<(String, String)> {
 }
 
 fn config_text(port: u16, admin_port: u16, upstream: &str, db: &str, admin_token: &str) -> String {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let pay_to = env("FAREGATE_DEMO_X402_PAY_TO").unwrap_or_else(|| DEMO_PAY_TO.to_owned());
+    let x402 = x402_table(&env);
     format!(
         r#"
 [[listeners]]
@@ -151,8 +154,46 @@ name = "demo-echo"
 path = "/demo/echo"
 methods = ["POST", "PUT"]
 upstreams = ["http://{upstream}"]
-"#
+
+[[routes]]
+name = "demo-x402"
+path = "/demo/x402"
+methods = ["GET", "HEAD"]
+upstreams = ["http://{upstream}"]
+price = "0.01 USD"
+access = ["x402"]
+[routes.x402]
+description = "faregate demo: a paid JSON document"
+mime_type = "application/json"
+[[routes.x402.offers]]
+network = "eip155:84532"
+asset = "{DEMO_USDC}"
+name = "USDC"
+version = "2"
+pay_to = "{pay_to}"
+max_timeout_seconds = 60
+{x402}"#
     )
+}
+
+/// USDC on Base Sepolia, what `/demo/x402` is paid in.
+const DEMO_USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+/// Who `/demo/x402` pays when `FAREGATE_DEMO_X402_PAY_TO` is unset: an
+/// address nobody holds the key of (`0x…dEaD`), so test money paid there is
+/// burnt, not kept by anyone.
+const DEMO_PAY_TO: &str = "0x000000000000000000000000000000000000dEaD";
+
+/// The demo's `[x402]` table: settled on a chain when
+/// `FAREGATE_DEMO_X402_RPC` and `FAREGATE_DEMO_X402_KEY` name one (a local
+/// anvil, say), else through the public x402.org facilitator for Base
+/// Sepolia. Without either, the 402 is still the real one.
+fn x402_table(env: &dyn Fn(&str) -> Option<String>) -> String {
+    match (env("FAREGATE_DEMO_X402_RPC"), env("FAREGATE_DEMO_X402_KEY")) {
+        (Some(rpc), Some(_)) => format!(
+            "\n[x402]\nsettlement = \"chain\"\nrpc_url = \"{rpc}\"\nsigner_key = \"$FAREGATE_DEMO_X402_KEY\"\n"
+        ),
+        _ => "\n[x402]\nsettlement = \"facilitator\"\nfacilitator_url = \"https://x402.org/facilitator\"\n".to_owned(),
+    }
 }
 
 struct Banner<'a> {
@@ -197,6 +238,8 @@ fn print_banner(b: &Banner<'_>) {
          \x20 curl -i http://{gw}/demo/paid                                  # refused: 401 problem+json, no key\n\
          \x20 curl -N -H 'Authorization: Bearer {key}' http://{gw}/demo/stream # 20 server-sent events (0.001 USD)\n\
          \x20 curl -i --data 'hello' http://{gw}/demo/echo                   # echoes the body\n\
+         \x20 curl -i http://{gw}/demo/x402                                  # 402 with PAYMENT-REQUIRED: pay 0.01 USDC on Base Sepolia (x402)\n\
+         \x20 curl -s http://{gw}/.well-known/x402                          # the x402 resources this gateway sells\n\
          \x20 curl -s http://{admin}/metrics                                 # Prometheus metrics\n\
          \n\
          Access log (JSON, one line per request):"
@@ -238,6 +281,10 @@ async fn upstream(req: Request<Incoming>) -> Result<Response<DemoBody>, Infallib
     Ok(match req.uri().path() {
         "/demo/free" => json(r#"{"route":"free","message":"this one is on the house"}"#.into()),
         "/demo/paid" => json(r#"{"route":"paid","message":"you paid 0.001 USD for this"}"#.into()),
+        "/demo/x402" => json(
+            r#"{"route":"x402","message":"you paid 0.01 USDC on Base Sepolia for this, settled before you saw it"}"#
+                .into(),
+        ),
         "/demo/stream" => {
             let mut r = Response::new(Sse::new().boxed());
             r.headers_mut().insert(

@@ -4,6 +4,7 @@ mod demo;
 mod example;
 mod ops;
 mod run;
+mod x402;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 pub(crate) const RAILS: &[faregate_core::RailKind] = &[
     faregate_core::RailKind::Credits,
     faregate_core::RailKind::Plans,
+    faregate_core::RailKind::X402,
 ];
 
 /// How often the config file is checked for changes.
@@ -92,6 +93,7 @@ pub(crate) async fn serve_file(path: PathBuf) -> anyhow::Result<ExitCode> {
         running.gw.clone(),
         running.credits.clone(),
         running.plans.clone(),
+        running.x402.clone(),
         path.clone(),
     );
     tokio::spawn(watch(path, reload.clone()));
@@ -104,6 +106,7 @@ pub(crate) struct Running {
     pub(crate) credits: Arc<Credits>,
     pub(crate) plans: Arc<Plans>,
     pub(crate) outbox: Arc<Outbox>,
+    pub(crate) x402: Arc<faregate_rails::x402::X402>,
     listeners: Vec<TcpListener>,
     admin: TcpListener,
 }
@@ -144,6 +147,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
         Arc::new(faregate_core::SystemClock),
         OutboxConfig::default(),
     );
+    let x402 = crate::x402::rail(&config, store.clone(), Arc::new(faregate_core::SystemClock))?;
     let plans = Plans::start(
         store,
         credits.clone(),
@@ -156,6 +160,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
         .metrics(metrics)
         .access_log(log)
         .plans(plans.clone())
+        .x402(x402.clone())
         .rail(credits.clone())
         .keys(credits.clone())
         .build()?;
@@ -169,6 +174,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
         credits,
         plans,
         outbox,
+        x402,
         listeners,
         admin,
     })
@@ -197,16 +203,17 @@ impl Running {
         let (addrs, admin_addr) = self.addrs();
         tracing::info!(listeners = ?addrs, admin = %admin_addr, "faregate is serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let admin_router = faregate_admin::router_with_outbox(
-            self.gw.clone(),
-            reload.clone(),
-            Some(self.credits.clone()),
-            Some(self.outbox.clone()),
-        );
+        let mut admin_router = faregate_admin::builder(self.gw.clone())
+            .credits(self.credits.clone())
+            .outbox(self.outbox.clone())
+            .plans(self.plans.clone());
+        if let Some(reload) = &reload {
+            admin_router = admin_router.reload(reload.clone());
+        }
         let mut admin_stop = stop_rx.clone();
         let admin = tokio::spawn(faregate_admin::serve(
             self.admin,
-            admin_router,
+            admin_router.build(),
             async move {
                 let _ = admin_stop.changed().await;
             },
@@ -242,6 +249,7 @@ fn reloader(
     gw: Arc<Gateway>,
     credits: Arc<Credits>,
     plans: Arc<Plans>,
+    x402: Arc<faregate_rails::x402::X402>,
     path: PathBuf,
 ) -> faregate_admin::Reloader {
     Arc::new(move || {
@@ -252,10 +260,15 @@ fn reloader(
                 }
                 let top_up = config.top_up.clone();
                 let plans_config = config.plans_config();
+                let x402_config = config.x402_config();
+                if config.x402.settlement != gw.snapshot().config.x402.settlement {
+                    tracing::warn!("[x402] settlement changed; restart faregate to apply that");
+                }
                 gw.reload(config)
                     .map(|()| {
                         credits.set_top_up(top_up);
                         plans.configure(plans_config);
+                        x402.configure(x402_config);
                     })
                     .map_err(|e| e.to_string())
             }

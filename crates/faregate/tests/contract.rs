@@ -67,6 +67,13 @@ upstreams = ["{u}"]
 strip_prefix = "/agents"
 price = "0.01 USD"
 access = ["credits", "x402"]
+[routes.x402]
+[[routes.x402.offers]]
+network = "eip155:84532"
+asset = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+name = "USDC"
+version = "2"
+pay_to = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 {extra}"#
     )
 }

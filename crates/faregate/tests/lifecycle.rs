@@ -283,6 +283,25 @@ async fn demo_runs_with_no_setup() {
     assert!(key.starts_with("fg_test_"));
     let c = Client::http1();
     assert_eq!(c.get(&format!("{gw}/demo/free")).await.status, 200);
+    // `/demo/x402` answers a real x402 402 with no chain configured.
+    let x402 = c.get(&format!("{gw}/demo/x402")).await;
+    assert_eq!(x402.status, 402);
+    let required: serde_json::Value = {
+        use base64::Engine as _;
+        let header = x402.header("payment-required").expect("PAYMENT-REQUIRED");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(header)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    assert_eq!(required["x402Version"], 2);
+    assert_eq!(required["resource"]["url"], format!("{gw}/demo/x402"));
+    assert_eq!(required["accepts"][0]["network"], "eip155:84532");
+    assert_eq!(
+        required["accepts"][0]["asset"],
+        "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+    );
+    assert_eq!(required["accepts"][0]["amount"], "10000");
     let refused = c.get(&format!("{gw}/demo/paid")).await;
     assert_eq!(refused.status, 401);
     assert_eq!(refused.json()["code"], "missing_credentials");

@@ -1,7 +1,8 @@
 //! One subscriber's whole life on a fake clock, driven only by webhooks
 //! signed with Stripe's own library (npm `stripe`,
-//! `webhooks.generateTestHeaderString`) and by the subscriber's requests:
-//! trial, trial ending notice, trial expired, payment method attached,
+//! `webhooks.generateTestHeaderString`), by the subscriber's requests and by
+//! the operator's admin API (which starts the trial and links the card
+//! processor's customer): trial, trial ending notice, trial expired, payment method attached,
 //! activate, quota at 80 %, quota exhausted, overage from credits, period
 //! rollover, payment failed (grace, warning header), grace over, invoice
 //! paid, canceled, expired. Forged, stale, replayed and reordered webhooks
@@ -26,6 +27,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_lifecycle_test_secret";
+const ADMIN_TOKEN: &str = "admin-token-for-the-lifecycle";
 const CUSTOMER: &str = "cus_lifecycle";
 /// 2026-01-01T00:00:00Z.
 const T0: u64 = 1_767_225_600 * 1_000_000_000;
@@ -35,6 +37,9 @@ fn config(up: &Upstream) -> String {
     let u = up.url();
     format!(
         r#"
+[admin]
+token = "{ADMIN_TOKEN}"
+
 [store]
 url = "sqlite::memory:"
 flush_interval = "5ms"
@@ -120,8 +125,37 @@ impl Signer {
     }
 }
 
+/// The admin listener on a loopback port, over the gateway's rails.
+struct AdminApi {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl AdminApi {
+    async fn start(gw: &TestGateway) -> Self {
+        let router = faregate_admin::builder(gw.gw.clone())
+            .credits(gw.credits.clone().unwrap())
+            .plans(gw.plans.clone().unwrap())
+            .build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(faregate_admin::serve(listener, router, async move {
+            let _ = stopped.await;
+        }));
+        Self { base, stop, served }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.served.await.unwrap().unwrap();
+    }
+}
+
 struct Life {
     gw: TestGateway,
+    admin: AdminApi,
     store: Arc<dyn Store>,
     clock: Arc<FakeClock>,
     signer: Mutex<Signer>,
@@ -180,6 +214,19 @@ impl Life {
             "data": {"object": object},
         })
         .to_string()
+    }
+
+    /// `method path` on the admin API, with the admin token.
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.admin.base))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        self.client.send(req.body(Full::new(body)).unwrap()).await
     }
 
     async fn deliver(&self, payload: &str) -> Reply {
@@ -268,9 +315,10 @@ async fn lifecycle(test_store: &TestStore, signer: Signer) {
         })
         .await
         .unwrap();
-    store.link_customer(CUSTOMER, &account).await.unwrap();
+    let admin = AdminApi::start(&gw).await;
     let life = Life {
         gw,
+        admin,
         store,
         clock,
         signer: Mutex::new(signer),
@@ -288,13 +336,18 @@ async fn lifecycle(test_store: &TestStore, signer: Signer) {
     );
     assert_eq!(r.json()["plans"], json!(["pro", "max"]));
 
-    // Trial.
-    let started = life
-        .plans()
-        .subscribe(&life.account, "pro", true)
-        .await
-        .unwrap();
+    // Trial, started by the operator, who links the card processor's
+    // customer to the account with it.
+    let path = format!("/v1/accounts/{}/subscription", life.account);
+    let body = json!({"plan": "pro", "trial": true, "customer": CUSTOMER});
+    let r = life.admin("POST", &path, Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let started = r.json();
     assert_eq!(started["state"], "trialing");
+    assert_eq!(
+        life.store.account_for_customer(CUSTOMER).await.unwrap(),
+        Some(life.account.clone())
+    );
     let r = life.call("/api/x").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("quota-remaining"), Some("9"));
@@ -324,6 +377,23 @@ async fn lifecycle(test_store: &TestStore, signer: Signer) {
             .await
             .contains(&"subscription.trial_ending".to_owned())
     );
+    // Every event has one envelope, whichever part of faregate wrote it.
+    let events = life.admin("GET", "/v1/events", None).await.json();
+    let notice = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "subscription.trial_ending")
+        .unwrap()["payload"]
+        .clone();
+    assert_eq!(notice["type"], "subscription.trial_ending");
+    assert_eq!(notice["account_id"], life.account);
+    assert_eq!(notice["created"], life.now_secs());
+    assert!(notice["id"].as_str().unwrap().starts_with("evt_"));
+    assert_eq!(notice["data"]["plan"], "pro");
+    let mut keys: Vec<&str> = notice.as_object().unwrap().keys().map(|k| &**k).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["account_id", "created", "data", "id", "type"]);
 
     // Trial expired.
     life.advance(3 * DAY).await;
@@ -551,7 +621,8 @@ async fn lifecycle(test_store: &TestStore, signer: Signer) {
     // Stop the writers before the store goes (its drop blocks on cleanup).
     life.plans().close().await;
     life.gw.credits.as_ref().unwrap().close().await;
-    let Life { gw, .. } = life;
+    let Life { gw, admin, .. } = life;
+    admin.stop().await;
     gw.shutdown().await;
 }
 

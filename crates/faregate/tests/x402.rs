@@ -376,7 +376,7 @@ mod suite {
             assert_eq!(settled.error_reason.as_deref(), Some(reason));
             // A fresh challenge comes with it, to pay again.
             assert!(reply.header("payment-required").is_some());
-            // The payment is failed in the store and is not served later.
+            // Retried, it is settled again, and again not served.
             let again = s.paid("/paid/status/200", &payment).await;
             assert_eq!(again.status, StatusCode::PAYMENT_REQUIRED);
         }

@@ -6,8 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use faregate_core::SystemClock;
 use faregate_gateway::Gateway;
 use faregate_rails::credits::{Credits, CreditsConfig};
+use faregate_rails::plans::Plans;
 use faregate_store::{LedgerQuery, Store};
 use faregate_testkit::{Client, Reply, TestStore};
 use http_body_util::Full;
@@ -36,15 +38,47 @@ upstreams = ["http://127.0.0.1:9"]
     )
 }
 
-fn gateway(config_text: &str) -> Arc<Gateway> {
-    let config = faregate_gateway::config::load(
+/// Two plans over the routes of [`config`]: `pro` with a trial and a
+/// quota, `max` without either.
+pub(crate) const PLANS: &str = r#"
+[[plans]]
+id = "pro"
+name = "Pro"
+price = "29.00 USD"
+trial = "14d"
+grace = "3d"
+routes = ["search"]
+overage_unit_price = "0.01 USD"
+
+[[plans.quotas]]
+group = "searches"
+routes = ["search"]
+included = 10
+
+[[plans]]
+id = "max"
+price = "99.00 USD"
+interval = "year"
+routes = ["search", "chat"]
+"#;
+
+fn compile(config_text: &str) -> faregate_gateway::Config {
+    faregate_gateway::config::load(
         config_text,
         Path::new("."),
         &|_| None,
-        &[faregate_core::RailKind::Credits],
+        &[
+            faregate_core::RailKind::Credits,
+            faregate_core::RailKind::Plans,
+        ],
     )
-    .unwrap_or_else(|e| panic!("test config: {e}"));
-    Gateway::builder(config).build().expect("gateway")
+    .unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+fn gateway(config_text: &str) -> Arc<Gateway> {
+    Gateway::builder(compile(config_text))
+        .build()
+        .expect("gateway")
 }
 
 /// Runs `scenario` against an admin listener on each database.
@@ -57,12 +91,24 @@ pub(crate) async fn each_store(test: &str, scenario: impl AsyncFn(&Admin)) {
     }
 }
 
+/// Runs `scenario` against an admin listener with the plans rail selling
+/// `plans` (such as [`PLANS`]), on each database.
+pub(crate) async fn each_store_with_plans(test: &str, plans: &str, scenario: impl AsyncFn(&Admin)) {
+    for db in TestStore::each(test).await {
+        let admin = Admin::with_plans(&db, plans).await;
+        eprintln!("{test} on {}", db.backend);
+        scenario(&admin).await;
+        admin.stop().await;
+    }
+}
+
 /// A running admin listener.
 pub(crate) struct Admin {
     base: String,
     client: Client,
     pub(crate) store: Option<Arc<dyn Store>>,
     pub(crate) credits: Option<Arc<Credits>>,
+    pub(crate) plans: Option<Arc<Plans>>,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -75,24 +121,56 @@ impl Admin {
             .await
             .expect("start credits");
         let gw = gateway(&config(&format!("[admin]\ntoken = \"{TOKEN}\"")));
-        Self::serve(gw, Some(store), Some(credits)).await
+        Self::serve(gw, Some(store), Some(credits), None).await
+    }
+
+    /// With the admin token, the credits rail and the plans rail selling
+    /// `plans` over `db`.
+    pub(crate) async fn with_plans(db: &TestStore, plans: &str) -> Self {
+        let store = db.open().await;
+        let credits = Credits::start(store.clone(), CreditsConfig::default())
+            .await
+            .expect("start credits");
+        let text = format!(
+            "{}{plans}",
+            config(&format!("[admin]\ntoken = \"{TOKEN}\""))
+        );
+        let compiled = compile(&text);
+        let plans = Plans::start(
+            store.clone(),
+            credits.clone(),
+            Arc::new(SystemClock),
+            compiled.plans_config(),
+        )
+        .await
+        .expect("start plans");
+        let gw = Gateway::builder(compiled).build().expect("gateway");
+        Self::serve(gw, Some(store), Some(credits), Some(plans)).await
     }
 
     /// Without a store.
     pub(crate) async fn without_store(admin_section: &str) -> Self {
-        Self::serve(gateway(&config(admin_section)), None, None).await
+        Self::serve(gateway(&config(admin_section)), None, None, None).await
     }
 
     async fn serve(
         gw: Arc<Gateway>,
         store: Option<Arc<dyn Store>>,
         credits: Option<Arc<Credits>>,
+        plans: Option<Arc<Plans>>,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = faregate_admin::router(gw, None, credits.clone());
+        let mut router = faregate_admin::builder(gw);
+        if let Some(credits) = &credits {
+            router = router.credits(credits.clone());
+        }
+        if let Some(plans) = &plans {
+            router = router.plans(plans.clone());
+        }
+        let router = router.build();
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(faregate_admin::serve(listener, router, async move {
             let _ = stopped.await;
@@ -102,6 +180,7 @@ impl Admin {
             client: Client::http1(),
             store,
             credits,
+            plans,
             stop: Some(stop),
             served: Some(served),
         }
@@ -113,6 +192,9 @@ impl Admin {
         }
         if let Some(served) = self.served.take() {
             served.await.expect("join").expect("serve");
+        }
+        if let Some(plans) = &self.plans {
+            plans.close().await;
         }
         if let Some(credits) = &self.credits {
             credits.close().await;

@@ -449,7 +449,10 @@ async fn serve(
     )
     .unwrap();
     let gw = faregate_gateway::Gateway::builder(cfg).build().unwrap();
-    let router = faregate_admin::router_with_outbox(gw, None, Some(credits), Some(outbox));
+    let router = faregate_admin::builder(gw)
+        .credits(credits)
+        .outbox(outbox)
+        .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -246,7 +246,8 @@ pub(crate) struct RawX402 {
     pub(crate) rpc_url: Option<String>,
     /// The key paying gas for `settlement = "chain"` (write `$ENV_VAR`).
     pub(crate) signer_key: Option<String>,
-    /// Blocks to wait for after the transaction's own (default 1).
+    /// Blocks that must include the transfer, its own counted (default 1:
+    /// mined).
     pub(crate) confirmations: Option<u64>,
     /// The longest a settlement may take (default `"30s"`).
     pub(crate) settle_timeout: Option<String>,

@@ -257,3 +257,106 @@ fn durations_parse() {
     assert!(parse_duration("1w").is_err());
     assert!(parse_duration("s").is_err());
 }
+
+fn compile_x402(text: &str) -> Result<Config, ConfigError> {
+    let env = |var: &str| (var == "GAS_KEY").then(|| "ab".repeat(32));
+    load(
+        text,
+        Path::new("."),
+        &env,
+        &[RailKind::Credits, RailKind::X402],
+    )
+}
+
+const X402_ROUTE: &str = r#"
+[[routes]]
+name = "paid"
+path = "/paid"
+upstreams = ["http://127.0.0.1:9000"]
+price = "0.01 USD"
+access = ["x402"]
+[routes.x402]
+settle = "before"
+bundle = { calls = 10, duration = "1h" }
+[[routes.x402.offers]]
+network = "eip155:84532"
+asset = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+name = "USDC"
+version = "2"
+pay_to = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+"#;
+
+#[test]
+fn an_x402_route_compiles_with_its_offers_and_options() {
+    let text = format!(
+        "[x402]\nsettlement = \"chain\"\nrpc_url = \"http://127.0.0.1:8545\"\nsigner_key = \"$GAS_KEY\"\n{X402_ROUTE}"
+    );
+    let c = compile_x402(&text).unwrap_or_else(|e| panic!("{e}"));
+    let route = &c.x402.routes["paid"];
+    assert_eq!(route.offers[0].decimals, 6);
+    assert_eq!(route.offers[0].max_timeout_seconds, 60);
+    assert_eq!(
+        route.settle,
+        faregate_rails::x402::SettleWhen::BeforeForward
+    );
+    assert_eq!(route.bundle.unwrap().calls, Some(10));
+    match &c.x402.settlement {
+        X402Settlement::Chain {
+            network,
+            signer_key,
+            ..
+        } => {
+            assert_eq!(network, "eip155:84532");
+            assert_eq!(signer_key.len(), 64);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The signer key never shows in debug output.
+    assert!(!format!("{:?}", c.x402).contains(&"ab".repeat(32)));
+}
+
+#[test]
+fn x402_mistakes_are_all_reported_with_their_paths() {
+    let text = r#"
+[x402]
+settlement = "chain"
+
+[[routes]]
+name = "paid"
+path = "/paid"
+upstreams = ["http://127.0.0.1:9000"]
+price = "0.001 USD"
+access = ["x402"]
+[routes.x402]
+settle = "later"
+[[routes.x402.offers]]
+network = "base-sepolia"
+asset = "0x1234"
+name = ""
+version = "2"
+decimals = 2
+pay_to = "not an address"
+
+[[routes]]
+name = "forgot"
+path = "/forgot"
+upstreams = ["http://127.0.0.1:9000"]
+price = "0.01 USD"
+access = ["x402"]
+"#;
+    let e = compile_x402(text).unwrap_err();
+    let p = paths(&e);
+    for expected in [
+        "x402.signer_key",
+        "x402.rpc_url",
+        "routes[0].x402.settle",
+        "routes[0].x402.offers[0].network",
+        "routes[0].x402.offers[0].asset",
+        "routes[0].x402.offers[0].pay_to",
+        "routes[0].x402.offers[0].name",
+        "routes[0].x402.offers[0].decimals",
+        "routes[1].x402",
+    ] {
+        assert!(p.contains(&expected), "{expected} missing from {p:?}");
+    }
+}

@@ -7,7 +7,7 @@ use faregate_core::{
     Action, ActionKind, CancelAt, Event, PaymentMethod, PlanId, Problem, ProblemCode, Subscription,
     TransitionError, rfc3339,
 };
-use faregate_store::DocumentKind;
+use faregate_store::{BillingChange, DocumentKind};
 use serde_json::{Value, json};
 
 use super::{Change, Plans, PlansError};
@@ -18,11 +18,15 @@ const LIST_LIMIT: u32 = 100;
 impl Plans {
     /// `GET /billing/subscription`.
     pub fn subscription_view(&self, account: &str) -> Result<Value, Problem> {
-        let Some(cell) = self.cell(account) else {
-            return Err(PlansError::NoSubscription(account.to_owned()).to_problem());
-        };
-        let sub = cell.entry.lock().sub.clone();
-        Ok(self.describe(account, &sub))
+        self.subscription_of(account)
+            .ok_or_else(|| PlansError::NoSubscription(account.to_owned()).to_problem())
+    }
+
+    /// `account`'s subscription as the billing endpoints show it, if it
+    /// has one.
+    pub fn subscription_of(&self, account: &str) -> Option<Value> {
+        let sub = self.cell(account)?.entry.lock().sub.clone();
+        Some(self.describe(account, &sub))
     }
 
     fn describe(&self, account: &str, sub: &Subscription) -> Value {
@@ -70,19 +74,25 @@ impl Plans {
     }
 
     /// Starts `plan` for `account` (the admin API), with its trial when
-    /// `trial` and the plan has one.
+    /// `trial` and the plan has one. A `customer` (the card processor's id)
+    /// is linked to the account in the same database transaction.
     pub async fn subscribe(
         &self,
         account: &str,
         plan: &str,
         trial: bool,
+        customer: Option<&str>,
     ) -> Result<Value, PlansError> {
         let change = Change::Start {
             plan: PlanId::new(plan),
             trial,
         };
+        let link = customer.map(|c| BillingChange {
+            link_customer: Some((c.to_owned(), account.to_owned())),
+            ..BillingChange::default()
+        });
         let sub = self
-            .change(account, None, change)
+            .change(account, link, change)
             .await?
             .ok_or_else(|| PlansError::NoSubscription(account.to_owned()))?;
         Ok(self.describe(account, &sub))
@@ -141,18 +151,26 @@ impl Plans {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(bad("at_period_end must be true or false")),
         };
-        let at = if at_end {
+        self.cancel_at(account, at_end)
+            .await
+            .map_err(|e| e.to_problem())
+    }
+
+    /// Cancels `account`'s subscription at the end of its period, or now
+    /// when `at_period_end` is false (the billing endpoint and the admin
+    /// API).
+    pub async fn cancel_at(&self, account: &str, at_period_end: bool) -> Result<Value, PlansError> {
+        let at = if at_period_end {
             CancelAt::PeriodEnd
         } else {
             CancelAt::Now
         };
         match self
             .change(account, None, Change::Events(vec![Event::Cancel(at)]))
-            .await
+            .await?
         {
-            Ok(Some(sub)) => Ok(self.describe(account, &sub)),
-            Ok(None) => Err(PlansError::Contended.to_problem()),
-            Err(e) => Err(e.to_problem()),
+            Some(sub) => Ok(self.describe(account, &sub)),
+            None => Err(PlansError::Contended),
         }
     }
 
