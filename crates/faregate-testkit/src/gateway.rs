@@ -128,6 +128,18 @@ impl TestGateway {
         settler: Arc<dyn faregate_x402::settle::Settler>,
         clock: Arc<dyn faregate_core::Clock>,
     ) -> Self {
+        Self::start_x402_checked(config, store, settler, None, clock).await
+    }
+
+    /// As [`start_x402`](Self::start_x402), with `checker` asked about each
+    /// payment (the chain's nonce state and balance) before forwarding.
+    pub async fn start_x402_checked(
+        config: &str,
+        store: Arc<dyn Store>,
+        settler: Arc<dyn faregate_x402::settle::Settler>,
+        checker: Option<Arc<dyn faregate_x402::settle::Settler>>,
+        clock: Arc<dyn faregate_core::Clock>,
+    ) -> Self {
         let compiled = compile(config);
         let credits = Credits::start(
             store.clone(),
@@ -141,7 +153,7 @@ impl TestGateway {
         let x402 = Arc::new(faregate_rails::x402::X402::new(
             store,
             settler,
-            None,
+            checker,
             clock.clone(),
             compiled.x402_config(),
         ));

@@ -512,3 +512,132 @@ async fn the_conformance_probe_passes_the_route() {
     assert!(double.settles().is_empty());
     paid.close().await;
 }
+
+/// faregate as the facilitator of another x402 server: `/x402/supported`
+/// graded by `x402conf live`, `/x402/verify` and `/x402/settle` driven by a
+/// facilitator client, settled on chain once; and, with `check_chain`, a
+/// payment the chain would refuse (an unfunded payer) refused before the
+/// upstream is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faregate_serves_as_a_facilitator_and_checks_the_chain_before_forwarding() {
+    let test = "faregate_serves_as_a_facilitator";
+    let Some(interop) = Interop::from_env(test) else {
+        return;
+    };
+    let chain = Chain::start(&interop.anvil).await;
+    let up = Upstream::start().await;
+    let text = format!(
+        "[x402]\nsettlement = \"chain\"\nrpc_url = \"{rpc}\"\nsigner_key = \"{key}\"\n\
+         facilitator = true\ncheck_chain = true\n{route}",
+        rpc = chain.anvil.url,
+        key = anvil::KEYS[0],
+        route = config(&up),
+    );
+    let test_store = TestStore::each(test).await.remove(0);
+    let store = test_store.open().await;
+    let settler = chain.settler();
+    let gw = TestGateway::start_x402_checked(
+        &text,
+        store.clone(),
+        settler.clone(),
+        Some(settler),
+        Arc::new(SystemClock),
+    )
+    .await;
+
+    // `/supported`, graded by the conformance suite's facilitator checks.
+    let x402conf = Path::new(&interop.python).with_file_name("x402conf");
+    let graded =
+        run(Command::new(&x402conf).args(["live", &gw.url("/x402"), "--fail-on-error"])).await;
+    assert!(
+        graded.status.success(),
+        "x402conf live: {}\n{}",
+        stderr(&graded),
+        String::from_utf8_lossy(&graded.stdout)
+    );
+    let report: Value = serde_json::from_slice(&graded.stdout).expect("x402conf JSON");
+    let checks: Vec<&Value> = report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["checks"].as_array().into_iter().flatten())
+        .collect();
+    assert!(!checks.is_empty(), "{report}");
+    assert!(checks.iter().all(|c| c["pass"] == true), "{report}");
+
+    // Another server's payment, verified and settled through faregate.
+    let reply = Client::http1().get(&gw.url("/paid/x")).await;
+    let required = reply.header("payment-required").expect("402").to_owned();
+    let payer = faregate_testkit::x402::Payer::new(anvil::KEYS[1]);
+    let header = payer.pay(&required, now(), |_| {});
+    let payload: faregate_x402::wire::PaymentPayload =
+        faregate_x402::wire::decode_header(&header).unwrap();
+    let request = faregate_x402::wire::FacilitatorRequest {
+        x402_version: 2,
+        payment_requirements: payload.accepted.clone(),
+        payment_payload: payload,
+    };
+    let facilitator =
+        FacilitatorClient::new(&gw.url("/x402"), Duration::from_secs(10)).expect("client");
+    let verdict = facilitator.verify(&request).await.expect("verify");
+    assert!(verdict.is_valid, "{verdict:?}");
+    let before = chain.balances().await;
+    let settled = facilitator.settle(&request).await;
+    assert!(settled.success, "{settled:?}");
+    assert!(settled.transaction.starts_with("0x"));
+    let after = chain.balances().await;
+    assert_eq!(before.0 - after.0, U256::from(PRICE));
+    assert_eq!(after.1 - before.1, U256::from(PRICE));
+    // Once only: the same payment again is refused, and nothing moves.
+    let again = facilitator.settle(&request).await;
+    assert!(!again.success);
+    assert_eq!(
+        again.error_reason.as_deref(),
+        Some("invalid_exact_evm_nonce_already_used")
+    );
+    assert_eq!(chain.balances().await, after);
+    // Not our money: the facilitator writes no ledger transaction.
+    let payments = store
+        .ledger(&LedgerQuery {
+            kind: Some(TxKind::Payment),
+            limit: 10,
+            ..LedgerQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(payments.is_empty());
+
+    // check_chain: an unfunded payer (account 3) is refused before the
+    // upstream sees the request.
+    let broke = faregate_testkit::x402::Payer::new(anvil::KEYS[3]);
+    let header = broke.pay(&required, now(), |_| {});
+    let calls = up.requests();
+    let reply = Client::http1()
+        .send(
+            http::Request::get(gw.url("/paid/x"))
+                .header("payment-signature", header)
+                .body(http_body_util::Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        reply.text()
+    );
+    assert_eq!(
+        reply.json()["reason"],
+        "invalid_exact_evm_insufficient_balance"
+    );
+    assert_eq!(up.requests(), calls, "not forwarded");
+    gw.shutdown().await;
+    drop(test_store);
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
