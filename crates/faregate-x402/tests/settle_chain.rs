@@ -249,7 +249,8 @@ async fn a_transfer_not_confirmed_in_time_is_pending_with_its_hash() {
     // Automining makes one block per transaction: three never come.
     let settler = chain.settler(3, Duration::from_millis(800));
     let started = Instant::now();
-    let pending = settler.settle(&chain.payment(VALUE, 6)).await;
+    let first = chain.payment(VALUE, 6);
+    let pending = settler.settle(&first).await;
     assert!(!pending.success, "{pending:?}");
     assert_eq!(
         pending.error_reason.as_deref(),
@@ -263,6 +264,13 @@ async fn a_transfer_not_confirmed_in_time_is_pending_with_its_hash() {
     );
     // It was sent and mined, only not deep enough: the hash says where.
     assert_eq!(chain.receipt_status(&pending.transaction).await, "0x1");
+    // Settled again (the rail retries `settlement_pending` once), the same
+    // payment waits for that transaction instead of sending a second one,
+    // which would revert: once deep enough, it is a success with its hash.
+    chain.anvil.rpc("anvil_mine", json!(["0x2"])).await.unwrap();
+    let retried = settler.settle(&first).await;
+    assert!(retried.success, "{retried:?}");
+    assert_eq!(retried.transaction, pending.transaction);
     // With two more blocks mined meanwhile, the next one is deep enough.
     let deep = chain.settler(3, Duration::from_secs(5));
     let mine = async {

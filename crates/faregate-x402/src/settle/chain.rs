@@ -70,6 +70,13 @@ pub struct ChainSettler {
     /// The next account nonce to use; `None` until read from the node, and
     /// again after a send failed (so it is read anew).
     pub(super) next_nonce: parking_lot::Mutex<Option<u64>>,
+    /// Transactions sent whose outcome is not known yet, by (payer,
+    /// authorization nonce): settling the same payment again (after a
+    /// `settlement_pending`) waits for that transaction instead of sending
+    /// a second one, which would revert once the first is mined.
+    pub(super) unconfirmed: parking_lot::Mutex<
+        std::collections::HashMap<(Address, alloy_primitives::B256), alloy_primitives::B256>,
+    >,
 }
 
 impl std::fmt::Debug for ChainSettler {
@@ -119,6 +126,7 @@ impl ChainSettler {
                 poll_interval: config.poll_interval,
                 chain_checked: tokio::sync::OnceCell::new(),
                 next_nonce: parking_lot::Mutex::new(None),
+                unconfirmed: parking_lot::Mutex::default(),
             }),
             _ => Err(format!(
                 "invalid chain settler configuration: {}",

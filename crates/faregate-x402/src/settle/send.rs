@@ -102,11 +102,27 @@ impl ChainSettler {
                 "timed out before sending the transaction",
             )
         };
-        let call = timeout_at(deadline, self.prepare(&payment))
-            .await
-            .map_err(|_| late())??;
-        let tx = self.send(call).await?;
+        let key = (payment.from, payment.nonce);
+        let known = self.unconfirmed.lock().get(&key).copied();
+        let tx = match known {
+            // Sent before and not confirmed then: wait for it.
+            Some(tx) => tx,
+            None => {
+                let call = timeout_at(deadline, self.prepare(&payment))
+                    .await
+                    .map_err(|_| late())??;
+                let tx = self.send(call).await.inspect_err(|stop| {
+                    // Sent, fate unknown: a retry waits for this one.
+                    if let Some(tx) = stop.tx {
+                        self.unconfirmed.lock().insert(key, tx);
+                    }
+                })?;
+                self.unconfirmed.lock().insert(key, tx);
+                tx
+            }
+        };
         let receipt = self.confirm(tx, deadline).await?;
+        self.unconfirmed.lock().remove(&key);
         if receipt.status != 1 {
             let message = format!("the transfer reverted in block {}", receipt.block_number);
             return Err(Stop {
