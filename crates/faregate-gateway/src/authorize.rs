@@ -69,11 +69,21 @@ pub(crate) async fn authorize<B>(
         "this resource is paid per request",
     ));
     challenge.problem.price = price.amount();
-    for offer in rails().filter_map(|r| r.offer(&rail_req)) {
-        challenge.offer(offer);
-    }
-    if challenge.offers.is_empty() {
+    let offers: Vec<_> = rails().filter_map(|r| r.offer(&rail_req)).collect();
+    // Only a per-request rail makes this a 402: an account's rails alone
+    // cannot be paid anonymously, so a caller without a key gets a 401.
+    if !offers
+        .iter()
+        .any(|o| !matches!(o.rail, RailKind::Credits | RailKind::Plans))
+    {
         return Decision::Deny(missing_or_invalid(caller));
+    }
+    // Per-request offers first, then the account rails' hints.
+    let (per_request, accounts): (Vec<_>, Vec<_>) = offers
+        .into_iter()
+        .partition(|o| !matches!(o.rail, RailKind::Credits | RailKind::Plans));
+    for offer in per_request.into_iter().chain(accounts) {
+        challenge.offer(offer);
     }
     Decision::PaymentRequired(challenge)
 }

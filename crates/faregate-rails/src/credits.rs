@@ -364,9 +364,19 @@ impl Rail for Credits {
     }
 
     fn offer(&self, _req: &RailRequest<'_>) -> Option<Offer> {
-        // Credits are not bought per request: a caller without a key gets
-        // the route's per-request rails, or a 401.
-        None
+        // Credits are not bought per request: beside a per-request rail's
+        // offer, this says an account's key would do too (alone, the
+        // gateway answers 401, not 402).
+        Some(Offer {
+            rail: RailKind::Credits,
+            headers: vec![("www-authenticate", "Bearer realm=\"faregate\"".to_owned())],
+            accepts: vec![serde_json::json!({
+                "rail": "credits",
+                "scheme": "bearer",
+                "description": "an API key of an account holding prepaid credits: Authorization: Bearer <key>",
+            })],
+            members: serde_json::Map::new(),
+        })
     }
 
     fn settle<'a>(&'a self, hold: Hold, outcome: &'a Outcome) -> BoxFuture<'a, Settlement> {

@@ -63,6 +63,17 @@ settle = "before"
 {offer}
 
 [[routes]]
+name = "either"
+path = "/either/*"
+upstreams = ["{u}"]
+strip_prefix = "/either"
+price = "0.01 USD"
+access = ["credits", "x402"]
+[routes.x402]
+[[routes.x402.offers]]
+{offer}
+
+[[routes]]
 name = "bundle"
 path = "/bundle/*"
 upstreams = ["{u}"]
@@ -225,6 +236,17 @@ mod suite {
         assert_eq!(body["accepts"][0]["payTo"], PAY_TO);
         assert!(body["extensions"]["bazaar"]["info"]["input"].is_object());
         assert!(s.facilitator.settles().is_empty());
+        // A route that also takes API keys says so in the same 402.
+        let either = s.send(Method::GET, "/either/x", &[]).await;
+        assert_eq!(either.status, StatusCode::PAYMENT_REQUIRED);
+        assert!(either.header("payment-required").is_some());
+        assert_eq!(
+            either.header("www-authenticate"),
+            Some("Bearer realm=\"faregate\"")
+        );
+        let body = either.json();
+        assert_eq!(body["accepts"][0]["scheme"], "exact");
+        assert_eq!(body["accepts"][1]["rail"], "credits");
     }
 
     pub(super) async fn a_paid_request_is_settled_served_and_written_to_the_ledger(s: &Setup) {
@@ -617,11 +639,11 @@ mod suite {
         assert_eq!(reply.status, StatusCode::OK);
         let doc = reply.json();
         let resources = doc["resources"].as_array().unwrap();
-        assert_eq!(resources.len(), 3);
+        assert_eq!(resources.len(), 4);
         assert_eq!(resources[0]["url"], s.gw.url("/paid/*"));
         assert_eq!(resources[0]["accepts"][0]["amount"], "10000");
         assert!(resources[0]["extensions"]["bazaar"].is_object());
-        assert_eq!(resources[2]["bundle"]["calls"], 3);
+        assert_eq!(resources[3]["bundle"]["calls"], 3);
         // A browser's preflight may send PAYMENT-SIGNATURE.
         let preflight = s
             .send(
