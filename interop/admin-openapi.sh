@@ -131,18 +131,19 @@ curl -fsS -o /dev/null "$admin/healthz" || die "the gateway did not answer /heal
 # Every check runs on every operation. The one exception is below, with why:
 #
 # positive_data_acceptance (schema-valid requests must not be refused) on
-# issueKey and addCredits: these refuse schema-valid bodies with 422 for
-# rules that JSON Schema cannot state, as the document says. A key's
-# `expires_at` must be in the future and its `routes` must name routes of the
-# running config; a credit's currency must be the account's, its amount must
-# be above zero with no more decimals than that currency has and must fit the
-# ledger, and an Idempotency-Key already used for another credit is refused
+# issueKey, addCredits and setAccountBudget: these refuse schema-valid bodies
+# with 422 for rules that JSON Schema cannot state, as the document says. A
+# key's `expires_at` must be in the future and its `routes` must name routes
+# of the running config; a credit's currency must be the account's, its
+# amount (like a budget's, a key's or an account's) must be above zero with
+# no more decimals than the account's currency has and must fit the ledger,
+# and an Idempotency-Key already used for another credit is refused
 # (`idempotency_key_reused`; schemathesis repeats keys it has drawn). So 422
 # is an expected answer to positive data there, and only there. Everything
 # else the check asks still holds: no 400, no 415 to a schema-valid request.
 cat >"$tmp/schemathesis.toml" <<'EOF'
 [[operations]]
-include-operation-id = ["issueKey", "addCredits"]
+include-operation-id = ["issueKey", "addCredits", "setAccountBudget"]
 # The default list, and 422.
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 EOF

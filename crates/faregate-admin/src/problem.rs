@@ -66,6 +66,9 @@ codes! {
     CurrencyMismatch = ("currency_mismatch", UNPROCESSABLE_ENTITY),
     InvalidReason = ("invalid_reason", UNPROCESSABLE_ENTITY),
     InvalidRoutes = ("invalid_routes", UNPROCESSABLE_ENTITY),
+    InvalidModels = ("invalid_models", UNPROCESSABLE_ENTITY),
+    InvalidBudget = ("invalid_budget", UNPROCESSABLE_ENTITY),
+    InvalidLimit = ("invalid_limit", UNPROCESSABLE_ENTITY),
     InvalidExpiry = ("invalid_expiry", UNPROCESSABLE_ENTITY),
     InvalidUrl = ("invalid_url", UNPROCESSABLE_ENTITY),
     InvalidEvents = ("invalid_events", UNPROCESSABLE_ENTITY),
@@ -139,7 +142,10 @@ impl IntoResponse for Problem {
 
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
-        Problem::internal(&e)
+        match e {
+            StoreError::Currency { .. } => Problem::new(Code::CurrencyMismatch, e.to_string()),
+            e => Problem::internal(&e),
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The admin API under `/v1`: config reload, and the accounts, keys,
-//! credits, ledger, per-request usage, notifications, subscriptions,
+//! The admin API under `/v1`: config reload, and the accounts (with their
+//! LLM budgets), keys, credits, ledger, per-request usage, notifications, subscriptions,
 //! invoices and receipts that the store keeps. Every route
 //! needs the admin token; every answer is JSON and every refusal a problem
 //! document.
@@ -8,6 +8,7 @@
 //! a test checks the OpenAPI document against it.
 
 mod accounts;
+mod budget;
 mod documents;
 mod hooks;
 mod keys;
@@ -66,6 +67,8 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         endpoint(Method::POST, "/v1/accounts", accounts::create),
         endpoint(Method::GET, "/v1/accounts", accounts::list),
         endpoint(Method::GET, "/v1/accounts/{id}", accounts::show),
+        endpoint(Method::PUT, "/v1/accounts/{id}/budget", budget::set),
+        endpoint(Method::DELETE, "/v1/accounts/{id}/budget", budget::clear),
         endpoint(Method::POST, "/v1/accounts/{id}/keys", keys::issue),
         endpoint(Method::GET, "/v1/accounts/{id}/keys", keys::list),
         endpoint(Method::DELETE, "/v1/keys/{key_id}", keys::revoke),

@@ -15,6 +15,8 @@ mod harness;
 mod keys;
 #[path = "admin_api/ledger.rs"]
 mod ledger;
+#[path = "admin_api/llm.rs"]
+mod llm;
 #[path = "admin_api/refusals.rs"]
 mod refusals;
 #[path = "admin_api/subscriptions.rs"]

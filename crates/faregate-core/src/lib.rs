@@ -5,6 +5,7 @@
 //! Nothing here does I/O or reads the wall clock: time comes in through
 //! [`Clock`], so every rule can be tested on a fake clock.
 
+mod budget;
 mod clock;
 mod decision;
 mod money;
@@ -12,6 +13,7 @@ mod plans;
 mod problem;
 mod ratelimit;
 
+pub use budget::{Budget, BudgetError, BudgetPeriod, LlmLimits};
 pub use clock::{Clock, FakeClock, SystemClock, UnixNanos};
 pub use decision::{Challenge, ChargePolicy, Decision, Hold, Offer, RailKind};
 pub use money::{Currency, Money, MoneyError, Price};

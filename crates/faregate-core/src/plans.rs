@@ -13,7 +13,7 @@
 
 mod admission;
 mod admit;
-mod calendar;
+pub(crate) mod calendar;
 mod event;
 mod invoice;
 mod plan;

@@ -88,6 +88,19 @@ pub(crate) async fn authorize<B>(
     Decision::PaymentRequired(challenge)
 }
 
+/// The caller's key, when it is one this route takes (the LLM endpoints
+/// bill an account, so they need one): else 401 or 403 as for any route.
+pub(crate) fn key_holder(
+    ctx: &Ctx,
+    route: &Route,
+    caller: &Caller,
+) -> Result<std::sync::Arc<faregate_rails::ApiKey>, Problem> {
+    if let Some(problem) = key_problem(ctx, route, caller) {
+        return Err(problem);
+    }
+    caller.key.clone().ok_or_else(|| missing_or_invalid(caller))
+}
+
 /// Why a presented key may not pass this route, if it may not.
 fn key_problem(ctx: &Ctx, route: &Route, caller: &Caller) -> Option<Problem> {
     let Some(key) = &caller.key else {

@@ -78,6 +78,8 @@ impl Idle {
 #[derive(Debug)]
 pub(crate) struct RequestBody {
     inner: Option<Incoming>,
+    /// A body the gateway read whole or made itself (LLM calls).
+    full: Option<Bytes>,
     limit: u64,
     seen: u64,
     idle: Idle,
@@ -90,9 +92,23 @@ impl RequestBody {
         tally.body_done.store(inner.is_end_stream(), Relaxed);
         Self {
             inner: Some(inner),
+            full: None,
             limit,
             seen: 0,
             idle: Idle::new(idle),
+            tally,
+        }
+    }
+
+    /// A body held whole (an LLM call, rewritten for its provider).
+    pub(crate) fn full(bytes: Bytes, tally: Arc<Tally>) -> Self {
+        tally.body_done.store(true, Relaxed);
+        Self {
+            inner: None,
+            full: (!bytes.is_empty()).then_some(bytes),
+            limit: 0,
+            seen: 0,
+            idle: Idle::new(Duration::from_secs(1)),
             tally,
         }
     }
@@ -102,6 +118,7 @@ impl RequestBody {
         tally.body_done.store(true, Relaxed);
         Self {
             inner: None,
+            full: None,
             limit: 0,
             seen: 0,
             idle: Idle::new(Duration::from_secs(1)),
@@ -120,7 +137,7 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let Some(inner) = &mut this.inner else {
-            return Poll::Ready(None);
+            return Poll::Ready(this.full.take().map(|b| Ok(Frame::data(b))));
         };
         match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Pending => {
@@ -151,13 +168,14 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.full.is_none() && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        self.inner.as_ref().map_or_else(
+            || SizeHint::with_exact(self.full.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::size_hint,
+        )
     }
 }
 
@@ -169,6 +187,15 @@ pub(crate) trait Finish: Send + 'static {
     fn finish(self: Box<Self>, bytes_out: u64, complete: bool, error: Option<String>);
 }
 
+/// Changes a streamed body on its way to the caller (an LLM stream: the
+/// usage chunk the caller did not ask for taken out, the cost added last).
+pub(crate) trait Rewrite: Send + 'static {
+    /// What to send for `chunk` (may be empty).
+    fn chunk(&mut self, chunk: Bytes) -> Bytes;
+    /// What to send after the upstream's last chunk (may be empty).
+    fn end(&mut self) -> Bytes;
+}
+
 enum Source {
     Full(Option<Bytes>),
     Upstream {
@@ -176,6 +203,12 @@ enum Source {
         idle: Idle,
         /// The pooled connection it came on, given back at the body's end.
         lease: Option<Lease>,
+        /// Applied to every chunk, when set.
+        rewrite: Option<Box<dyn Rewrite>>,
+        /// The rewrite's last words, once the upstream is done.
+        tail: Option<Bytes>,
+        /// Whether the upstream body has ended.
+        ended: bool,
     },
 }
 
@@ -214,10 +247,27 @@ impl ResponseBody {
                 body,
                 idle: Idle::new(idle),
                 lease,
+                rewrite: None,
+                tail: None,
+                ended: false,
             },
             sent: 0,
             finish: None,
         }
+    }
+
+    /// The upstream's body passed through `rewrite`.
+    pub(crate) fn rewritten(
+        body: Incoming,
+        idle: Duration,
+        lease: Option<Lease>,
+        rewrite: Box<dyn Rewrite>,
+    ) -> Self {
+        let mut this = Self::upstream(body, idle, lease);
+        if let Source::Upstream { rewrite: r, .. } = &mut this.source {
+            *r = Some(rewrite);
+        }
+        this
     }
 
     /// Runs `finish` when the body is done or dropped.
@@ -250,7 +300,12 @@ impl Body for ResponseBody {
         let this = &mut *self;
         let polled = match &mut this.source {
             Source::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Source::Upstream { body, idle, .. } => match Pin::new(body).poll_frame(cx) {
+            Source::Upstream {
+                body,
+                idle,
+                rewrite: None,
+                ..
+            } => match Pin::new(body).poll_frame(cx) {
                 Poll::Pending => {
                     ready!(idle.poll_expired(cx));
                     Poll::Ready(Some(Err(BodyError::Idle(idle.timeout).into())))
@@ -260,6 +315,14 @@ impl Body for ResponseBody {
                     Poll::Ready(other.map(|r| r.map_err(BoxError::from)))
                 }
             },
+            Source::Upstream {
+                body,
+                idle,
+                rewrite: Some(rewrite),
+                tail,
+                ended,
+                ..
+            } => poll_rewritten(body, idle, rewrite.as_mut(), tail, ended, cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -280,7 +343,12 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match &self.source {
             Source::Full(bytes) => bytes.is_none(),
-            Source::Upstream { body, .. } => body.is_end_stream(),
+            Source::Upstream {
+                body,
+                rewrite: None,
+                ..
+            } => body.is_end_stream(),
+            Source::Upstream { ended, tail, .. } => *ended && tail.is_none(),
         }
     }
 
@@ -289,7 +357,55 @@ impl Body for ResponseBody {
             Source::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Source::Upstream { body, .. } => body.size_hint(),
+            Source::Upstream {
+                body,
+                rewrite: None,
+                ..
+            } => body.size_hint(),
+            Source::Upstream { .. } => SizeHint::default(),
+        }
+    }
+}
+
+/// Polls an upstream body through its rewrite: chunks that rewrite to
+/// nothing are skipped, and the rewrite's last words follow the upstream's
+/// end as one more frame. Trailers are dropped (the tail must come last).
+fn poll_rewritten(
+    body: &mut Incoming,
+    idle: &mut Idle,
+    rewrite: &mut dyn Rewrite,
+    tail: &mut Option<Bytes>,
+    ended: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    let mut end = |ended: &mut bool, rewrite: &mut dyn Rewrite| {
+        *ended = true;
+        let last = rewrite.end();
+        *tail = (!last.is_empty()).then_some(last);
+    };
+    loop {
+        if *ended {
+            return Poll::Ready(tail.take().map(|b| Ok(Frame::data(b))));
+        }
+        match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Pending => {
+                ready!(idle.poll_expired(cx));
+                return Poll::Ready(Some(Err(BodyError::Idle(idle.timeout).into())));
+            }
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => end(ended, rewrite),
+            Poll::Ready(Some(Ok(frame))) => {
+                idle.reset();
+                let out = frame.into_data().map(|data| rewrite.chunk(data));
+                if body.is_end_stream() {
+                    end(ended, rewrite);
+                }
+                if let Ok(out) = out
+                    && !out.is_empty()
+                {
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                }
+            }
         }
     }
 }

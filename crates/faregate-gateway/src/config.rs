@@ -3,6 +3,9 @@
 //! through one `ArcSwap` load per request.
 
 mod compile;
+pub mod llm;
+#[cfg(test)]
+mod llm_tests;
 mod raw;
 mod routes;
 #[cfg(test)]
@@ -99,6 +102,8 @@ pub struct Config {
     pub billing: BillingSettings,
     /// The x402 rail's settings and each x402 route's offers.
     pub x402: X402Settings,
+    /// The LLM gateway's providers, models and limits.
+    pub llm: llm::LlmSettings,
     /// The routes and their matcher.
     pub routes: RouteTable,
 }
@@ -426,6 +431,8 @@ pub struct Route {
     pub limits: Limits,
     /// Headers added upstream.
     pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    /// What it serves of the LLM gateway, if anything.
+    pub llm: Option<llm::LlmRoute>,
 }
 
 impl Route {

@@ -185,7 +185,7 @@ pub(crate) async fn forward(
 /// Waits for the response head. The first-byte timeout counts from the end
 /// of the request body: while the caller is still uploading, the body's own
 /// idle timeout guards against a stall, so a long upload is never a 504.
-async fn first_byte<F: std::future::Future>(
+pub(crate) async fn first_byte<F: std::future::Future>(
     ctx: &Ctx,
     route: &Route,
     response: F,

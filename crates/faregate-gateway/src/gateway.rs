@@ -52,6 +52,8 @@ pub struct Gateway {
     /// Keys beyond the config file's (accounts' keys, in memory).
     pub(crate) keys: Option<Arc<dyn KeyDirectory>>,
     pub(crate) limiter: Limiter,
+    /// LLM callers' budgets and token limits.
+    pub(crate) llm_limits: Arc<crate::llm::LlmLimiter>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) access_log: AccessLog,
     pub(crate) clock: Arc<dyn Clock>,
@@ -150,6 +152,7 @@ impl GatewayBuilder {
             rails: self.rails,
             keys: self.keys,
             limiter: Limiter::default(),
+            llm_limits: Arc::default(),
             metrics: self.metrics,
             access_log,
             clock: self.clock,

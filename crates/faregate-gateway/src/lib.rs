@@ -18,6 +18,7 @@ mod gateway;
 mod headers;
 mod identify;
 mod limiter;
+mod llm;
 mod meter;
 mod metrics;
 mod observe;

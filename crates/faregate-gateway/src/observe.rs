@@ -34,6 +34,8 @@ pub(crate) struct Record {
     tried: Vec<Arc<str>>,
     error: Option<String>,
     tally: Arc<Tally>,
+    /// An LLM call's bill.
+    pub(crate) llm: Option<Arc<crate::llm::LlmCall>>,
 }
 
 impl Record {
@@ -56,6 +58,7 @@ impl Record {
             metrics,
             caller: ctx.caller,
             conn: ctx.conn,
+            llm: ctx.llm,
             refusal: ctx.refusal,
             tried: ctx.tried,
             error: ctx.error,

@@ -80,6 +80,8 @@ pub(crate) struct Ctx {
     pub(crate) rate: Option<(u32, u32, u64)>,
     /// Whether the request carried an `Origin` (CORS headers wanted).
     pub(crate) cors: bool,
+    /// An LLM call's bill, read when the request settles.
+    pub(crate) llm: Option<Arc<crate::llm::LlmCall>>,
 }
 
 /// Runs one request through every stage and returns the response.
@@ -110,6 +112,11 @@ async fn stages(ctx: &mut Ctx, req: Request<Incoming>) -> Result<Response<Respon
         Target::Preflight(route) => return Ok(respond::preflight(&route, &req)),
     };
     let caller = identify::identify(ctx, &route, req.headers())?;
+    if let Some(llm) = &route.llm {
+        // Priced by tokens (or a prompt's template): the rest of the
+        // stages run in `llm`, with the call's worst case as the price.
+        return crate::llm::serve(ctx, &route, llm, &caller, req).await;
+    }
     let price = price::price(&route, &req);
     match authorize::authorize(ctx, &route, &caller, price, &req).await {
         Decision::Allow(hold) => ctx.hold = crate::settle::PendingHold::new(hold, &ctx.gw),
@@ -177,6 +184,7 @@ impl Ctx {
             tally: Arc::default(),
             rate: None,
             cors: req.headers().contains_key(http::header::ORIGIN),
+            llm: None,
         }
     }
 

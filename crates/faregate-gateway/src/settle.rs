@@ -64,10 +64,14 @@ pub(crate) async fn after_body(gw: &Gateway, record: &Record, complete: bool) ->
         policy: record.route.as_ref().map(|r| r.charge).unwrap_or_default(),
         status: record.status,
         from_upstream: record.upstream_status.is_some(),
-        measured: None,
+        measured: record.llm.as_ref().map(|call| call.measured()),
         complete,
     };
-    rail.settle(record.hold.clone(), &outcome).await.charged
+    let charged = rail.settle(record.hold.clone(), &outcome).await.charged;
+    if let Some(call) = &record.llm {
+        call.finish(&gw.llm_limits, charged);
+    }
+    charged
 }
 
 /// A hold between `authorize` and the record that settles it. Should the

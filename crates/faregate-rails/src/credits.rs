@@ -9,6 +9,7 @@
 //! store first and only then shows up in the book.
 
 mod book;
+mod keys;
 mod writer;
 
 use std::sync::Arc;
@@ -16,17 +17,18 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use faregate_core::{
-    Action, ActionKind, Challenge, Decision, Hold, Money, Offer, Problem, ProblemCode, RailKind,
+    Action, ActionKind, Budget, Challenge, Decision, Hold, Money, Offer, Problem, ProblemCode,
+    RailKind,
 };
 use faregate_store::{
     Account, KeyRecord, Posted, Store, StoreError, Transaction, TransactionRecord,
 };
 use parking_lot::Mutex;
-use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{ApiKey, BoxFuture, Credential, KeyDirectory, Outcome, Rail, RailRequest, Settlement};
 use book::Book;
+pub use keys::{KeyRequest, issue_key, set_account_budget};
 pub use writer::WriterStats;
 use writer::{Command, Debit, Writer};
 
@@ -274,8 +276,24 @@ impl Credits {
     /// Creates an account and adds it to the book.
     pub async fn create_account(&self, account: &Account) -> Result<(), CreditsError> {
         self.store.create_account(account).await?;
-        self.book.add_account(&account.id, account.currency);
+        self.book
+            .add_account(&account.id, account.currency)
+            .set_budget(account.budget);
         Ok(())
+    }
+
+    /// Sets (`Some`) or clears (`None`) an account's LLM budget, in its
+    /// currency; this node sees it at once, others at their next poll.
+    pub async fn set_account_budget(
+        &self,
+        account_id: &str,
+        budget: Option<Budget>,
+    ) -> Result<Account, CreditsError> {
+        let account = set_account_budget(&*self.store, account_id, budget).await?;
+        self.book
+            .add_account(&account.id, account.currency)
+            .set_budget(account.budget);
+        Ok(account)
     }
 
     /// Issues a key for an account (the key is returned once, here) and
@@ -347,6 +365,10 @@ fn balance_money(available: i128, price: Money) -> Money {
 impl KeyDirectory for Credits {
     fn find(&self, presented: &str) -> Option<Arc<ApiKey>> {
         self.book.find_key(presented)
+    }
+
+    fn account_budget(&self, account: &str) -> Option<Budget> {
+        self.book.account(account)?.budget()
     }
 }
 
@@ -458,59 +480,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// A key to issue.
-#[derive(Debug, Clone)]
-pub struct KeyRequest {
-    /// The account it spends from.
-    pub account_id: String,
-    /// `fg_live_…` (true) or `fg_test_…`.
-    pub live: bool,
-    /// Route names it may use; all when `None`.
-    pub routes: Option<Vec<String>>,
-    /// Unix milliseconds after which it stops working.
-    pub expires_at: Option<i64>,
-}
-
-/// Random characters after the key's `fg_live_` / `fg_test_` prefix:
-/// 32 of base62, about 190 bits.
-const KEY_CHARS: usize = 32;
-
-/// How many characters of a key are kept to tell keys apart.
-const SHOWN_PREFIX: usize = 12;
-
-/// Issues a key on `store` alone (for the CLI, when no gateway runs here):
-/// returns the key, shown only this once, and its stored record.
-pub async fn issue_key(
-    store: &dyn Store,
-    request: KeyRequest,
-) -> Result<(String, KeyRecord), CreditsError> {
-    const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    if store.account(&request.account_id).await?.is_none() {
-        return Err(CreditsError::NoAccount(request.account_id));
-    }
-    let mut key = String::from(if request.live { "fg_live_" } else { "fg_test_" });
-    {
-        // The thread-local generator must not live across an await.
-        let mut rng = rand::rng();
-        for _ in 0..KEY_CHARS {
-            key.push(char::from(BASE62[rng.random_range(0..62)]));
-        }
-    }
-    let record = KeyRecord {
-        id: faregate_store::new_id("key"),
-        account_id: request.account_id,
-        hash: hex::encode(book::key_hash(&key)),
-        prefix: key[..SHOWN_PREFIX].to_owned(),
-        live: request.live,
-        routes: request.routes,
-        expires_at: request.expires_at,
-        revoked_at: None,
-        created_at: now_ms(),
-    };
-    store.create_key(&record).await?;
-    Ok((key, record))
 }
 
 /// Money paid into an account.

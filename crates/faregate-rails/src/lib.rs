@@ -16,7 +16,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use faregate_core::{
-    Challenge, ChargePolicy, Decision, Hold, Money, Offer, Price, RailKind, UnixNanos,
+    Budget, Challenge, ChargePolicy, Decision, Hold, LlmLimits, Money, Offer, Price, RailKind,
+    UnixNanos,
 };
 use http::{HeaderMap, Method, Uri};
 
@@ -29,6 +30,11 @@ pub struct ApiKey {
     pub account: Option<Arc<str>>,
     /// The routes it may use; all when `None`.
     pub routes: Option<Vec<Arc<str>>>,
+    /// The LLM models it may use; all when `None`.
+    pub models: Option<Vec<Arc<str>>>,
+    /// Its LLM budget (in its account's currency) and per-minute limits;
+    /// the default is no limit.
+    pub limits: LlmLimits,
     /// When it stops working.
     pub expires_at: Option<UnixNanos>,
 }
@@ -39,6 +45,13 @@ impl ApiKey {
         self.routes
             .as_ref()
             .is_none_or(|r| r.iter().any(|n| &**n == route))
+    }
+
+    /// Whether the key is scoped to LLM model `model`.
+    pub fn may_use_model(&self, model: &str) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|n| &**n == model))
     }
 
     /// Whether it has expired at `now`.
@@ -52,6 +65,13 @@ impl ApiKey {
 pub trait KeyDirectory: Send + Sync + fmt::Debug + 'static {
     /// The key `presented`, if it is known and not revoked.
     fn find(&self, presented: &str) -> Option<Arc<ApiKey>>;
+
+    /// The LLM budget of account `account`, shared by all of its keys;
+    /// `None` when it has none or the directory keeps no accounts. Read
+    /// from memory, like [`find`](Self::find).
+    fn account_budget(&self, _account: &str) -> Option<Budget> {
+        None
+    }
 }
 
 /// A boxed future, so rails can be trait objects.
@@ -126,9 +146,12 @@ pub struct Outcome {
 
 impl Outcome {
     /// Whether this outcome is charged: the route's policy allows the
-    /// status, the upstream made it, and the caller got the whole body.
+    /// status, the upstream made it, and the caller got the whole body,
+    /// or metering measured what was delivered of it (an LLM stream the
+    /// caller left is charged for what it got).
     pub fn chargeable(&self) -> bool {
-        self.complete && self.policy.charges(self.status, self.from_upstream)
+        (self.complete || self.measured.is_some())
+            && self.policy.charges(self.status, self.from_upstream)
     }
 }
 

@@ -13,6 +13,10 @@
 //! account per batch, and one [`UsageRecord`] per request naming the request
 //! and the debit it is part of, so every charge can still be traced to its
 //! request while the double-entry rows grow with batches, not requests.
+//!
+//! Keys may be scoped to LLM models and carry LLM limits (a spending budget
+//! and per-minute token and request limits); accounts may carry a budget.
+//! Budgets are kept in atomic units of the account's currency.
 
 mod billing;
 mod ledger;
@@ -23,7 +27,7 @@ mod sql;
 
 use std::sync::Arc;
 
-use faregate_core::Currency;
+use faregate_core::{Budget, Currency, LlmLimits};
 
 pub use billing::{
     Billing, BillingChange, BillingDocument, BillingOutcome, DocumentKind, ProcessorEvent,
@@ -55,6 +59,16 @@ pub enum StoreError {
     /// The record a change refers to does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// A budget in another currency than its account's.
+    #[error("account {account} holds {held}, not {given}")]
+    Currency {
+        /// The account.
+        account: String,
+        /// Its currency.
+        held: &'static str,
+        /// The budget's.
+        given: &'static str,
+    },
 }
 
 /// Results of the store.
@@ -71,6 +85,9 @@ pub struct Account {
     pub currency: Currency,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// What all of its keys together may spend on LLM calls per day or
+    /// month, in its currency; no limit when `None`.
+    pub budget: Option<Budget>,
 }
 
 /// An API key as stored: its SHA-256, never the key.
@@ -88,6 +105,10 @@ pub struct KeyRecord {
     pub live: bool,
     /// Route names it may use; all routes when `None`.
     pub routes: Option<Vec<String>>,
+    /// LLM model names it may use; all models when `None`.
+    pub models: Option<Vec<String>>,
+    /// Its LLM budget (in its account's currency) and per-minute limits.
+    pub limits: LlmLimits,
     /// Unix milliseconds after which it no longer works.
     pub expires_at: Option<i64>,
     /// When it was revoked, in unix milliseconds.
@@ -210,6 +231,11 @@ pub trait Store:
     async fn active_keys(&self) -> Result<Vec<KeyRecord>>;
     /// Revokes a key at `at`; revoking twice keeps the first time.
     async fn revoke_key(&self, id: &str, at: i64) -> Result<Option<KeyRecord>>;
+    /// Sets (`Some`) or clears (`None`) an account's LLM budget, which must
+    /// be in the account's currency, and moves the revision so every node
+    /// sees it. Returns the account as it now is.
+    async fn set_account_budget(&self, account_id: &str, budget: Option<Budget>)
+    -> Result<Account>;
 
     /// Commits one transaction before returning, exactly once per
     /// idempotency key.

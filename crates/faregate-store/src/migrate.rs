@@ -218,6 +218,21 @@ CREATE TABLE x402_grants (
 );
 "#;
 
+/// Version 4: LLM scopes and limits. A key may name the models it may use
+/// (newline-joined, like its routes) and carry a budget and per-minute
+/// token and request limits; an account may carry a budget. Budget amounts
+/// are atomic units of the account's currency. Every column is nullable:
+/// keys and accounts from before have no limit.
+const TABLES_V4: &str = r#"
+ALTER TABLE api_keys ADD COLUMN models TEXT NULL;
+ALTER TABLE api_keys ADD COLUMN budget_amount BIGINT NULL;
+ALTER TABLE api_keys ADD COLUMN budget_period TEXT NULL;
+ALTER TABLE api_keys ADD COLUMN tpm BIGINT NULL;
+ALTER TABLE api_keys ADD COLUMN rpm BIGINT NULL;
+ALTER TABLE accounts ADD COLUMN budget_amount BIGINT NULL;
+ALTER TABLE accounts ADD COLUMN budget_period TEXT NULL;
+"#;
+
 /// The numbered schema changes for `backend`, in order.
 pub(crate) fn migrations(backend: Backend) -> Vec<(i64, String)> {
     let (serial, triggers) = match backend {
@@ -231,5 +246,6 @@ pub(crate) fn migrations(backend: Backend) -> Vec<(i64, String)> {
         ),
         (2, TABLES_V2.replace("{SERIAL}", serial)),
         (3, TABLES_V3.to_owned()),
+        (4, TABLES_V4.to_owned()),
     ]
 }

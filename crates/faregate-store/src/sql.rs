@@ -1,9 +1,11 @@
 //! The two SQL stores. Their queries are the same text (`$1` placeholders
 //! work on both), so macros write the [`Store`](crate::Store) implementation
-//! for each pool type (`store.rs`) and the helpers it shares (`rows.rs`);
-//! opening, the migrations and snapshot reads differ.
+//! for each pool type (`store.rs`) and the helpers it shares (`rows.rs`,
+//! and `keys.rs` for accounts and keys); opening, the migrations and
+//! snapshot reads differ.
 
 mod billing;
+mod keys;
 mod notify;
 mod payments;
 mod rows;
@@ -99,6 +101,7 @@ fn currency(code: &str) -> Result<Currency> {
     Currency::from_code(code).map_err(|_| corrupt(format!("currency {code:?}")))
 }
 
+/// Names (routes, models) newline-joined into one column.
 fn encode_routes(routes: Option<&Vec<String>>) -> Option<String> {
     routes.map(|r| r.join("\n"))
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use faregate_core::{Currency, Money};
+use faregate_core::{Currency, LlmLimits, Money};
 use faregate_store::{
     Account, KeyRecord, LedgerAccount, LedgerQuery, Posted, Store, StoreError, Transaction, TxKind,
     UsageRecord, new_id,
@@ -21,6 +21,7 @@ fn account(id: &str) -> Account {
         name: format!("name of {id}"),
         currency: Currency::USD,
         created_at: 1_700_000_000_000,
+        budget: None,
     }
 }
 
@@ -32,6 +33,8 @@ fn key(id: &str, account_id: &str) -> KeyRecord {
         prefix: "fg_test_abcd".to_owned(),
         live: false,
         routes: Some(vec!["a".into(), "b c".into()]),
+        models: None,
+        limits: LlmLimits::default(),
         expires_at: Some(42),
         revoked_at: None,
         created_at: 7,

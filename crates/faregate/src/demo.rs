@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use faregate_core::{Currency, Money};
+use faregate_core::{Currency, LlmLimits, Money};
 use faregate_rails::credits::{Credits, KeyRequest, TopUp, TopUpLink};
 use faregate_store::Account;
 use http::{Request, Response, header};
@@ -34,6 +34,9 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> 
     let upstream = TcpListener::bind(("127.0.0.1", 0)).await?;
     let upstream_addr = upstream.local_addr()?;
     tokio::spawn(serve_upstream(upstream));
+    // The demo's model: a deterministic double speaking OpenAI's and
+    // Anthropic's wire formats, with real token counts.
+    let model = faregate_llm_double::spawn(faregate_llm_double::Options::default())?;
 
     let data = tempfile::Builder::new()
         .prefix("faregate-demo-")
@@ -43,6 +46,7 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> 
         port,
         admin_port,
         &upstream_addr.to_string(),
+        &model.to_string(),
         &data.path().join("faregate.db").display().to_string(),
         &admin_token,
     );
@@ -90,6 +94,7 @@ async fn demo_account(credits: &Credits) -> anyhow::Result<(String, String)> {
         created_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0)),
+        budget: None,
     };
     credits.create_account(&account).await?;
     credits
@@ -107,13 +112,22 @@ async fn demo_account(credits: &Credits) -> anyhow::Result<(String, String)> {
             account_id: account.id.clone(),
             live: false,
             routes: None,
+            models: None,
+            limits: LlmLimits::default(),
             expires_at: None,
         })
         .await?;
     Ok((account.id, key))
 }
 
-fn config_text(port: u16, admin_port: u16, upstream: &str, db: &str, admin_token: &str) -> String {
+fn config_text(
+    port: u16,
+    admin_port: u16,
+    upstream: &str,
+    model: &str,
+    db: &str,
+    admin_token: &str,
+) -> String {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let pay_to = env("FAREGATE_DEMO_X402_PAY_TO").unwrap_or_else(|| DEMO_PAY_TO.to_owned());
     let x402 = x402_table(&env);
@@ -154,6 +168,42 @@ name = "demo-echo"
 path = "/demo/echo"
 methods = ["POST", "PUT"]
 upstreams = ["http://{upstream}"]
+
+[llm.providers.demo]
+kind = "openai"
+base_url = "http://{model}/v1"
+
+[llm.providers.demo-anthropic]
+kind = "anthropic"
+base_url = "http://{model}/v1"
+
+[[llm.models]]
+name = "faregate-demo"
+aliases = ["gpt-4o-mini"]
+input = "0.15"
+cached_input = "0.075"
+output = "0.60"
+max_output_tokens = 1024
+providers = [{{ provider = "demo", model = "double-1" }}]
+
+[[llm.models]]
+name = "faregate-demo-claude"
+input = "0.80"
+output = "4.00"
+max_output_tokens = 1024
+providers = [{{ provider = "demo-anthropic", model = "double-1" }}]
+
+[[routes]]
+name = "demo-llm"
+path = "/v1/*"
+kind = "llm"
+
+[[routes]]
+name = "demo-summary"
+path = "/demo/summary"
+methods = ["POST"]
+price = "0.001 USD"
+prompt = {{ model = "faregate-demo", system = "You summarize text in one sentence.", template = "Summarize: {{{{text}}}}", max_tokens = 60, output = "text" }}
 
 [[routes]]
 name = "demo-x402"
@@ -241,6 +291,15 @@ fn print_banner(b: &Banner<'_>) {
          \x20 curl -i http://{gw}/demo/x402                                  # 402 with PAYMENT-REQUIRED: pay 0.01 USDC on Base Sepolia (x402)\n\
          \x20 curl -s http://{gw}/.well-known/x402                          # the x402 resources this gateway sells\n\
          \x20 curl -s http://{admin}/metrics                                 # Prometheus metrics\n\
+         \n\
+         LLM gateway (a built-in model double; billed by tokens, the cost in Faregate-Cost):\n\
+         \x20 curl -s -H 'Authorization: Bearer {key}' http://{gw}/v1/models\n\
+         \x20 curl -i -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
+         \x20      -d '{{\"model\": \"faregate-demo\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}' http://{gw}/v1/chat/completions\n\
+         \x20 curl -N -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
+         \x20      -d '{{\"model\": \"faregate-demo\", \"stream\": true, \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}' http://{gw}/v1/chat/completions\n\
+         \x20 curl -s -H 'Authorization: Bearer {key}' -d '{{\"text\": \"faregate bills LLM calls by their tokens.\"}}' http://{gw}/demo/summary  # a prompt API (0.001 USD)\n\
+         \x20 # or the official OpenAI SDK: OpenAI(base_url=\"http://{gw}/v1\", api_key=\"{key}\")\n\
          \n\
          Access log (JSON, one line per request):"
     );

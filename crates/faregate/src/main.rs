@@ -2,10 +2,12 @@
 
 mod demo;
 mod example;
+mod llm_double;
 mod ops;
 mod run;
 mod x402;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -84,6 +86,19 @@ enum Command {
         #[command(subcommand)]
         command: ops::LedgerCommand,
     },
+    /// Run the deterministic LLM provider double (OpenAI and Anthropic wire formats).
+    #[command(hide = true, name = "llm-double")]
+    LlmDouble {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// The key clients must present; none lets everyone in.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// Pause before each streamed token (`250us`, `5ms`, `1s`).
+        #[arg(long, default_value = "0ms")]
+        token_delay: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -101,6 +116,11 @@ fn main() -> ExitCode {
         Command::Keys { store, command } => run::block_on(Some(1), ops::keys(store, command)),
         Command::Credits { store, command } => run::block_on(Some(1), ops::credits(store, command)),
         Command::Ledger { store, command } => run::block_on(Some(1), ops::ledger(store, command)),
+        Command::LlmDouble {
+            listen,
+            api_key,
+            token_delay,
+        } => run::block_on(threads, llm_double::run(listen, api_key, &token_delay)),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
-//! Operator commands that work on the store directly: `accounts`, `keys`,
-//! `credits` and `ledger verify`. They need no running gateway; a gateway
+//! Operator commands that work on the store directly: `accounts` (with
+//! their LLM budgets), `keys` (in `keys.rs`), `credits` and
+//! `ledger verify`. They need no running gateway; a gateway
 //! sharing the store notices their changes within a second.
 
 use std::path::PathBuf;
@@ -10,8 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use faregate_core::{Currency, Money};
-use faregate_rails::credits::{KeyRequest, TopUp, posted_record};
+use faregate_rails::credits::{TopUp, posted_record};
 use faregate_store::{Account, LedgerAccount, Posted, Store};
+
+mod keys;
+
+pub(crate) use keys::{KeysCommand, keys};
 
 /// Which store to open.
 #[derive(Debug, Args)]
@@ -35,37 +40,20 @@ pub(crate) enum AccountsCommand {
         #[arg(long, default_value = "USD")]
         currency: String,
     },
-    /// List accounts with their balances.
+    /// List accounts with their balances and LLM budgets.
     List,
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum KeysCommand {
-    /// Issue an API key; it is printed once and never stored.
-    Create {
-        /// The account it spends from.
-        #[arg(long)]
-        account: String,
-        /// An `fg_test_` key instead of `fg_live_`.
-        #[arg(long)]
-        test: bool,
-        /// Route names it may use (all when absent), comma separated.
-        #[arg(long, value_delimiter = ',')]
-        routes: Option<Vec<String>>,
-        /// Lifetime, such as `30d`, `12h` or `90m`.
-        #[arg(long)]
-        expires_in: Option<String>,
-    },
-    /// List an account's keys (never the keys themselves).
-    List {
+    /// Set or clear an account's LLM budget, shared by all of its keys.
+    Budget {
         /// The account.
         #[arg(long)]
         account: String,
-    },
-    /// Revoke a key.
-    Revoke {
-        /// The key's id (`key_…`).
-        key_id: String,
+        /// Spending per day or month in the account's currency, such as
+        /// `5.00/day` or `100 USD/month`.
+        #[arg(long, required_unless_present = "clear", conflicts_with = "clear")]
+        budget: Option<String>,
+        /// Remove the budget.
+        #[arg(long)]
+        clear: bool,
     },
 }
 
@@ -135,13 +123,14 @@ pub(crate) async fn accounts(
                 name,
                 currency: Currency::from_code(&currency)?,
                 created_at: now_ms(),
+                budget: None,
             };
             store.create_account(&account).await?;
             println!("{}\t{}\t{}", account.id, account.currency, account.name);
         }
         AccountsCommand::List => {
             let mut after: Option<String> = None;
-            println!("ID\tCURRENCY\tBALANCE\tNAME");
+            println!("ID\tCURRENCY\tBALANCE\tBUDGET\tNAME");
             loop {
                 let page = store.accounts(after.as_deref(), 500).await?;
                 for a in &page {
@@ -149,10 +138,11 @@ pub(crate) async fn accounts(
                         .balance(&LedgerAccount::customer(&a.id), a.currency)
                         .await?;
                     println!(
-                        "{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}",
                         a.id,
                         a.currency,
                         signed(balance, a.currency),
+                        a.budget.map_or_else(|| "-".to_owned(), |b| b.to_string()),
                         a.name
                     );
                 }
@@ -162,65 +152,24 @@ pub(crate) async fn accounts(
                 }
             }
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) async fn keys(store: StoreArgs, command: KeysCommand) -> anyhow::Result<ExitCode> {
-    let store = store.open().await?;
-    match command {
-        KeysCommand::Create {
+        AccountsCommand::Budget {
             account,
-            test,
-            routes,
-            expires_in,
+            budget,
+            clear: _,
         } => {
-            let expires_at = match expires_in {
-                None => None,
-                Some(text) => {
-                    let lifetime = parse_lifetime(&text)?;
-                    let ms = i64::try_from(lifetime.as_millis()).context("lifetime too long")?;
-                    Some(now_ms().saturating_add(ms))
-                }
-            };
-            let (key, record) = faregate_rails::credits::issue_key(
-                &*store,
-                KeyRequest {
-                    account_id: account,
-                    live: !test,
-                    routes,
-                    expires_at,
-                },
-            )
-            .await?;
-            eprintln!(
-                "Key {} for {}; it is shown this once and never stored:",
-                record.id, record.account_id
-            );
-            println!("{key}");
-        }
-        KeysCommand::List { account } => {
-            if store.account(&account).await?.is_none() {
+            let Some(held) = store.account(&account).await? else {
                 bail!("no account {account}");
-            }
-            println!("ID\tPREFIX\tROUTES\tEXPIRES_AT_MS\tREVOKED_AT_MS");
-            for k in store.keys(&account).await? {
-                println!(
-                    "{}\t{}…\t{}\t{}\t{}",
-                    k.id,
-                    k.prefix,
-                    k.routes.map_or_else(|| "*".to_owned(), |r| r.join(",")),
-                    k.expires_at
-                        .map_or_else(|| "-".to_owned(), |t| t.to_string()),
-                    k.revoked_at
-                        .map_or_else(|| "-".to_owned(), |t| t.to_string()),
-                );
+            };
+            let budget = budget
+                .map(|text| keys::parse_budget(&text, held.currency))
+                .transpose()?;
+            let account =
+                faregate_rails::credits::set_account_budget(&*store, &account, budget).await?;
+            match account.budget {
+                Some(b) => println!("{}\tbudget {b}", account.id),
+                None => println!("{}\tno budget", account.id),
             }
         }
-        KeysCommand::Revoke { key_id } => match store.revoke_key(&key_id, now_ms()).await? {
-            Some(k) => println!("revoked {} of account {}", k.id, k.account_id),
-            None => bail!("no key {key_id}"),
-        },
     }
     Ok(ExitCode::SUCCESS)
 }

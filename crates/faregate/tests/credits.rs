@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use faregate_core::{Currency, Money};
+use faregate_core::{Currency, LlmLimits, Money};
 use faregate_rails::credits::{Credits, KeyRequest, TopUp};
 use faregate_store::{Account, LedgerAccount, Store, TxKind};
 use faregate_testkit::{Client, TestGateway, TestStore, Upstream};
@@ -143,6 +143,7 @@ async fn new_account_in(credits: &Credits, balance: u64, currency: Currency) -> 
             name: "test".into(),
             currency,
             created_at: 0,
+            budget: None,
         })
         .await
         .unwrap();
@@ -173,6 +174,8 @@ async fn key_for(
             account_id: account.to_owned(),
             live: true,
             routes,
+            models: None,
+            limits: LlmLimits::default(),
             expires_at,
         })
         .await

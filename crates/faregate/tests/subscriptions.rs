@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use faregate_core::{Clock, Currency, FakeClock, Money};
+use faregate_core::{Clock, Currency, FakeClock, LlmLimits, Money};
 use faregate_rails::credits::KeyRequest;
 use faregate_store::{Account, DocumentKind, Store};
 use faregate_testkit::{Client, Reply, TestGateway, TestStore, Upstream};
@@ -303,6 +303,7 @@ async fn lifecycle(test_store: &TestStore, signer: Signer) {
             name: "lifecycle".into(),
             currency: Currency::USD,
             created_at: 0,
+            budget: None,
         })
         .await
         .unwrap();
@@ -311,6 +312,8 @@ async fn lifecycle(test_store: &TestStore, signer: Signer) {
             account_id: account.clone(),
             live: false,
             routes: None,
+            models: None,
+            limits: LlmLimits::default(),
             expires_at: None,
         })
         .await

@@ -1,4 +1,5 @@
-//! `/v1/accounts`: create, show and list accounts.
+//! `/v1/accounts`: create, show and list accounts (budgets are set in
+//! `budget.rs`).
 
 use axum::Json;
 use axum::extract::State;
@@ -34,6 +35,7 @@ pub(super) async fn create(
         name: valid_name(body.name)?,
         currency: currency(&body.currency)?,
         created_at: s.now_ms(),
+        budget: None,
     };
     credits.create_account(&account).await?;
     tracing::info!(account = %account.id, "account created");

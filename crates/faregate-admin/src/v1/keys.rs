@@ -1,5 +1,6 @@
-//! An account's API keys: issue (the key is shown once, in that answer),
-//! list (never the key nor its hash) and revoke.
+//! An account's API keys: issue (the key is shown once, in that answer)
+//! with its route and LLM model scopes and LLM limits, list (never the key
+//! nor its hash) and revoke.
 
 use std::collections::HashSet;
 
@@ -8,10 +9,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use faregate_gateway::Gateway;
 use faregate_rails::credits::KeyRequest;
-
+use faregate_store::Account;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::budget::{NewBudget, key_limits, valid_models};
 use super::find_account;
 use super::views::{IssuedKeyView, KeyView, Page};
 use crate::AdminState;
@@ -32,6 +34,19 @@ pub(super) struct NewKey {
     /// Unix seconds or RFC 3339, in the future.
     #[serde(default)]
     expires_at: Option<Value>,
+    /// LLM model names the key may use; every model when absent.
+    #[serde(default)]
+    models: Option<Vec<String>>,
+    /// What the key may spend on LLM calls per day or month, in the
+    /// account's currency; no limit when absent.
+    #[serde(default)]
+    budget: Option<NewBudget>,
+    /// LLM tokens per minute; no limit when absent.
+    #[serde(default)]
+    tpm: Option<u64>,
+    /// LLM requests per minute; no limit when absent.
+    #[serde(default)]
+    rpm: Option<u64>,
 }
 
 fn live_by_default() -> bool {
@@ -45,18 +60,25 @@ pub(super) async fn issue(
     JsonBody(body): JsonBody<NewKey>,
 ) -> Result<(StatusCode, Json<IssuedKeyView>), Problem> {
     let account = find_account(&credits, &id).await?;
-    let request = KeyRequest {
-        account_id: account.id,
+    let request = key_request(&s, account, body)?;
+    let (key, record) = credits.issue_key(request).await.map_err(Problem::from)?;
+    tracing::info!(account = %record.account_id, key_id = %record.id, "API key issued");
+    Ok((StatusCode::CREATED, Json(IssuedKeyView::new(key, record))))
+}
+
+/// What to issue for `account`, every part of `body` checked.
+fn key_request(s: &AdminState, account: Account, body: NewKey) -> Result<KeyRequest, Problem> {
+    Ok(KeyRequest {
         live: body.live,
         routes: body.routes.map(|r| known_routes(&s.gw, r)).transpose()?,
+        models: body.models.map(valid_models).transpose()?,
+        limits: key_limits(body.budget.as_ref(), body.tpm, body.rpm, account.currency)?,
         expires_at: body
             .expires_at
             .map(|at| future_instant(&at, s.now_ms()))
             .transpose()?,
-    };
-    let (key, record) = credits.issue_key(request).await.map_err(Problem::from)?;
-    tracing::info!(account = %record.account_id, key_id = %record.id, "API key issued");
-    Ok((StatusCode::CREATED, Json(IssuedKeyView::new(key, record))))
+        account_id: account.id,
+    })
 }
 
 /// `routes` if it lists, once each, routes the current config has.

@@ -1,7 +1,7 @@
 //! What the API answers: stored records turned into JSON, with money as
 //! decimal strings and instants as RFC 3339. A key's hash never appears.
 
-use faregate_core::Currency;
+use faregate_core::{Budget, Currency};
 use faregate_rails::credits::Credits;
 use faregate_store::{Account, KeyRecord, LedgerAccount, TransactionRecord, UsageRecord};
 use serde::Serialize;
@@ -42,6 +42,26 @@ pub(crate) struct AccountView {
     /// What the account can spend now: the balance less debits not yet
     /// written and requests in flight; `null` until this gateway knows it.
     spendable: Option<String>,
+    /// What its keys together may spend on LLM calls; `null` for no limit.
+    budget: Option<BudgetView>,
+}
+
+/// A budget: an amount per day or month.
+#[derive(Debug, Serialize)]
+pub(crate) struct BudgetView {
+    amount: String,
+    currency: &'static str,
+    period: &'static str,
+}
+
+impl From<Budget> for BudgetView {
+    fn from(b: Budget) -> Self {
+        Self {
+            amount: fixed(b.amount),
+            currency: b.amount.currency().code(),
+            period: b.period.as_str(),
+        }
+    }
 }
 
 /// `account` with its stored balance and what it can spend now.
@@ -52,6 +72,7 @@ pub(crate) async fn account(credits: &Credits, account: Account) -> Result<Accou
         .await?;
     Ok(AccountView {
         spendable: credits.spendable(&account.id).map(fixed),
+        budget: account.budget.map(BudgetView::from),
         balance: signed(balance, account.currency),
         currency: account.currency.code(),
         created_at: format_ms(account.created_at),
@@ -67,6 +88,10 @@ pub(crate) struct KeyView {
     prefix: String,
     live: bool,
     routes: Option<Vec<String>>,
+    models: Option<Vec<String>>,
+    budget: Option<BudgetView>,
+    tpm: Option<u64>,
+    rpm: Option<u64>,
     expires_at: Option<String>,
     revoked_at: Option<String>,
     created_at: String,
@@ -80,6 +105,10 @@ impl From<KeyRecord> for KeyView {
             prefix: k.prefix,
             live: k.live,
             routes: k.routes,
+            models: k.models,
+            budget: k.limits.budget.map(BudgetView::from),
+            tpm: k.limits.tpm,
+            rpm: k.limits.rpm,
             expires_at: k.expires_at.map(format_ms),
             revoked_at: k.revoked_at.map(format_ms),
             created_at: format_ms(k.created_at),

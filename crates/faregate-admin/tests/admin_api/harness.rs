@@ -342,6 +342,10 @@ impl Req {
         Self::new("DELETE", path)
     }
 
+    pub(crate) fn put(path: &str) -> Self {
+        Self::new("PUT", path)
+    }
+
     /// `POST /v1/accounts/{account}/credits` with an Idempotency-Key.
     pub(crate) fn credit(account: &str, key: &str, body: &Value) -> Self {
         Self::post(&format!("/v1/accounts/{account}/credits"))

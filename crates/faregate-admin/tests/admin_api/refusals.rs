@@ -14,6 +14,9 @@ fn every_route(account: &str) -> Vec<Req> {
         Req::post("/v1/accounts").json(&json!({"name": "A", "currency": "USD"})),
         Req::get("/v1/accounts"),
         Req::get(&format!("/v1/accounts/{account}")),
+        Req::put(&format!("/v1/accounts/{account}/budget"))
+            .json(&json!({"amount": "5", "period": "day"})),
+        Req::delete(&format!("/v1/accounts/{account}/budget")),
         Req::post(&format!("/v1/accounts/{account}/keys")).json(&json!({})),
         Req::get(&format!("/v1/accounts/{account}/keys")),
         Req::delete("/v1/keys/key_x"),
@@ -177,6 +180,7 @@ async fn the_openapi_document_is_public_and_lists_what_is_served() {
                     let method: &'static str = match method.as_str() {
                         "get" => "GET",
                         "post" => "POST",
+                        "put" => "PUT",
                         "delete" => "DELETE",
                         other => panic!("unexpected method {other}"),
                     };

@@ -16,6 +16,7 @@ use super::{
 use crate::tls;
 use faregate_rails::credits::TopUpLink;
 
+mod llm;
 mod plans;
 mod route;
 mod x402;
@@ -47,6 +48,7 @@ pub fn load(
         env,
         rails,
         plan_routes: Vec::new(),
+        llm: Default::default(),
     };
     let raw = c.parse(text)?;
     let config = c.config(raw);
@@ -66,6 +68,8 @@ struct Compiler<'a> {
     rails: &'a [RailKind],
     /// Routes some plan includes.
     plan_routes: Vec<String>,
+    /// The LLM catalog, compiled before the routes that call it.
+    llm: super::llm::LlmSettings,
 }
 
 impl Compiler<'_> {
@@ -119,6 +123,7 @@ impl Compiler<'_> {
         let plans = self.plans(&raw.plans, &names);
         self.plan_routes = raw.plans.iter().flat_map(|p| p.routes.clone()).collect();
         let billing = self.billing(&raw.billing);
+        self.llm = self.llm(&raw.llm);
         let routes = self.routes(&raw.routes, &limits);
         // In file order: the table keeps routes most specific first.
         let mut compiled: Vec<_> = routes.routes().iter().collect();
@@ -156,6 +161,7 @@ impl Compiler<'_> {
             plans,
             billing,
             x402,
+            llm: std::mem::take(&mut self.llm),
             routes,
         }
     }
@@ -270,6 +276,8 @@ impl Compiler<'_> {
                     .routes
                     .as_ref()
                     .map(|r| r.iter().map(|n| n.as_str().into()).collect()),
+                models: self.key_models(&path, k.models.as_deref()),
+                limits: faregate_core::LlmLimits::default(),
                 expires_at: None,
             });
             if let Some(hash) = hash
@@ -279,6 +287,30 @@ impl Compiler<'_> {
             }
         }
         table
+    }
+
+    /// An `[[api_keys]]` entry's `models`: not empty, no blank name.
+    fn key_models(
+        &mut self,
+        path: &str,
+        models: Option<&[String]>,
+    ) -> Option<Vec<std::sync::Arc<str>>> {
+        let models = models?;
+        if models.is_empty() {
+            self.problem(
+                format!("{path}.models"),
+                "empty, so the key could use no model; leave it out to allow every model",
+            );
+        }
+        for (j, m) in models.iter().enumerate() {
+            if m.trim().is_empty() {
+                self.problem(
+                    format!("{path}.models[{j}]"),
+                    "model names must not be blank",
+                );
+            }
+        }
+        Some(models.iter().map(|n| n.as_str().into()).collect())
     }
 
     fn routes(&mut self, raw: &[RawRoute], defaults: &Limits) -> RouteTable {

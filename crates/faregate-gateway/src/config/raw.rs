@@ -39,6 +39,9 @@ pub(crate) struct RawConfig {
     /// The x402 rail: how payments settle, facilitator mode.
     #[serde(default)]
     pub(crate) x402: RawX402,
+    /// The LLM gateway: providers, models, limits.
+    #[serde(default)]
+    pub(crate) llm: RawLlm,
     /// API keys allowed on `access = "api_key"` routes.
     #[serde(default)]
     pub(crate) api_keys: Vec<RawApiKey>,
@@ -196,6 +199,8 @@ pub(crate) struct RawApiKey {
     pub(crate) key_sha256: Option<String>,
     /// Routes this key may use; all when absent.
     pub(crate) routes: Option<Vec<String>>,
+    /// LLM models this key may use; all when absent.
+    pub(crate) models: Option<Vec<String>>,
 }
 
 /// `[[routes]]`
@@ -233,6 +238,95 @@ pub(crate) struct RawRoute {
     pub(crate) upstream_headers: BTreeMap<String, String>,
     /// What x402 payments the route takes (with `"x402"` in `access`).
     pub(crate) x402: Option<RawRouteX402>,
+    /// `"proxy"` (default) or `"llm"`: the OpenAI and Anthropic endpoints
+    /// of `[llm]`, billed by tokens.
+    pub(crate) kind: Option<String>,
+    /// A prompt template served as this route's endpoint.
+    pub(crate) prompt: Option<RawPrompt>,
+}
+
+/// `[llm]`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawLlm {
+    /// Providers by name.
+    #[serde(default)]
+    pub(crate) providers: BTreeMap<String, RawProvider>,
+    /// The model catalog.
+    #[serde(default)]
+    pub(crate) models: Vec<RawModel>,
+    /// Default limits of keys and accounts.
+    #[serde(default)]
+    pub(crate) limits: RawLlmLimits,
+}
+
+/// `[llm.providers.NAME]`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawProvider {
+    /// `"openai"` (any OpenAI-compatible API) or `"anthropic"`.
+    pub(crate) kind: String,
+    /// Base URL, such as `https://api.openai.com/v1`.
+    pub(crate) base_url: String,
+    /// Its API key; write `$ENV_VAR`.
+    pub(crate) api_key: Option<String>,
+}
+
+/// `[[llm.models]]`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawModel {
+    /// The name callers use.
+    pub(crate) name: String,
+    /// Other names for it.
+    #[serde(default)]
+    pub(crate) aliases: Vec<String>,
+    /// The currency of its prices (default `USD`).
+    pub(crate) currency: Option<String>,
+    /// Per million input tokens.
+    pub(crate) input: String,
+    /// Per million cached input tokens (default: `input`).
+    pub(crate) cached_input: Option<String>,
+    /// Per million output tokens.
+    pub(crate) output: String,
+    /// The most output tokens it gives (default 4096).
+    pub(crate) max_output_tokens: Option<u64>,
+    /// Where it is served, tried in order.
+    pub(crate) providers: Vec<RawModelTarget>,
+}
+
+/// `{ provider = "openai", model = "gpt-4o-mini" }`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawModelTarget {
+    /// The provider's name.
+    pub(crate) provider: String,
+    /// The provider's name for the model (default: the public name).
+    pub(crate) model: Option<String>,
+}
+
+/// `[llm.limits]`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawLlmLimits {
+    /// Every key's spending budget, `"5.00 USD/day"`.
+    pub(crate) key_budget: Option<String>,
+    /// Every account's spending budget, `"100 USD/month"`.
+    pub(crate) account_budget: Option<String>,
+    /// Tokens per minute per key.
+    pub(crate) tpm: Option<u64>,
+    /// Requests per minute per key.
+    pub(crate) rpm: Option<u64>,
+}
+
+/// `prompt = { model = "…", template = "…" }`
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawPrompt {
+    /// The model called.
+    pub(crate) model: String,
+    /// The user message; `{{name}}` is replaced by the caller's `name`.
+    pub(crate) template: String,
+    /// A system message.
+    pub(crate) system: Option<String>,
+    /// The cap on the answer's tokens (default 256).
+    pub(crate) max_tokens: Option<u64>,
+    /// `"json"` (default: the answer parsed as JSON) or `"text"`.
+    pub(crate) output: Option<String>,
 }
 
 /// `[x402]`

@@ -360,3 +360,24 @@ access = ["x402"]
         assert!(p.contains(&expected), "{expected} missing from {p:?}");
     }
 }
+
+#[test]
+fn config_keys_may_be_scoped_to_llm_models() {
+    let key = "[[api_keys]]\nid = \"k\"\nkey = \"0123456789abcdef\"\n";
+    let c = compile(&format!("{MINIMAL}\n{key}models = [\"gpt-4o\", \"m 2\"]\n")).unwrap();
+    let k = c.keys.find("0123456789abcdef").unwrap();
+    assert!(k.may_use_model("gpt-4o") && k.may_use_model("m 2"));
+    assert!(!k.may_use_model("gpt-4o-mini"));
+    assert_eq!(k.limits, faregate_core::LlmLimits::default());
+    let c = compile(&format!("{MINIMAL}\n{key}")).unwrap();
+    assert!(
+        c.keys
+            .find("0123456789abcdef")
+            .unwrap()
+            .may_use_model("any")
+    );
+    let e = compile(&format!("{MINIMAL}\n{key}models = []\n")).unwrap_err();
+    assert_eq!(paths(&e), ["api_keys[0].models"]);
+    let e = compile(&format!("{MINIMAL}\n{key}models = [\"a\", \" \"]\n")).unwrap_err();
+    assert_eq!(paths(&e), ["api_keys[0].models[1]"]);
+}

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use faregate_core::{Currency, UnixNanos};
+use faregate_core::{Budget, Currency, UnixNanos};
 use faregate_store::KeyRecord;
 use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
@@ -45,6 +45,8 @@ pub(crate) struct AccountCell {
     /// Its position in [`Book::cells`], the `reference` of its holds.
     pub(crate) index: usize,
     pub(crate) funds: Mutex<Funds>,
+    /// Its LLM budget, as the store last showed it.
+    budget: RwLock<Option<Budget>>,
 }
 
 impl AccountCell {
@@ -90,6 +92,16 @@ impl AccountCell {
     pub(crate) fn funds(&self) -> Funds {
         *self.funds.lock()
     }
+
+    /// Its LLM budget.
+    pub(crate) fn budget(&self) -> Option<Budget> {
+        *self.budget.read()
+    }
+
+    /// Takes the budget the store holds.
+    pub(crate) fn set_budget(&self, budget: Option<Budget>) {
+        *self.budget.write() = budget;
+    }
 }
 
 /// Accounts and keys.
@@ -131,6 +143,7 @@ impl Book {
             currency,
             index: cells.len(),
             funds: Mutex::new(Funds::default()),
+            budget: RwLock::new(None),
         });
         cells.push(cell.clone());
         by_id.insert(cell.id.clone(), cell.clone());
@@ -189,6 +202,11 @@ fn api_key(r: &KeyRecord) -> ApiKey {
             .routes
             .as_ref()
             .map(|routes| routes.iter().map(|n| n.as_str().into()).collect()),
+        models: r
+            .models
+            .as_ref()
+            .map(|models| models.iter().map(|n| n.as_str().into()).collect()),
+        limits: r.limits,
         expires_at: r.expires_at.map(millis_to_nanos),
     }
 }
@@ -212,6 +230,8 @@ fn parse_hash(hex_text: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
+    use faregate_core::LlmLimits;
+
     use super::*;
 
     #[test]
@@ -257,12 +277,20 @@ mod tests {
             prefix: "fg_test_secr".into(),
             live: false,
             routes: None,
+            models: Some(vec!["gpt-4o".into()]),
+            limits: LlmLimits {
+                tpm: Some(1000),
+                ..LlmLimits::default()
+            },
             expires_at: None,
             revoked_at: None,
             created_at: 0,
         };
         book.put_key(&record);
-        assert_eq!(&*book.find_key("fg_test_secret").unwrap().id, "key_1");
+        let found = book.find_key("fg_test_secret").unwrap();
+        assert_eq!(&*found.id, "key_1");
+        assert!(found.may_use_model("gpt-4o") && !found.may_use_model("gpt-4"));
+        assert_eq!(found.limits.tpm, Some(1000));
         assert!(book.find_key("fg_test_secreT").is_none());
         record.revoked_at = Some(1);
         book.put_key(&record);

@@ -271,14 +271,17 @@ impl Writer {
         }
     }
 
-    /// Reloads every account, balance and key. Runs between flushes only.
+    /// Reloads every account (with its budget), balance and key (with its
+    /// models and limits). Runs between flushes only.
     pub(crate) async fn reload(&mut self) -> Result<(), StoreError> {
         let revision = self.store.revision().await?;
         let mut after: Option<String> = None;
         loop {
             let page = self.store.accounts(after.as_deref(), 1000).await?;
             for account in &page {
-                self.book.add_account(&account.id, account.currency);
+                self.book
+                    .add_account(&account.id, account.currency)
+                    .set_budget(account.budget);
             }
             match page.last() {
                 Some(last) if page.len() == 1000 => after = Some(last.id.clone()),

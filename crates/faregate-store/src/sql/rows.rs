@@ -6,12 +6,10 @@ use std::collections::BTreeMap;
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{
-    CHUNK, PgStore, SqliteStore, balance_deltas, corrupt, currency, decode_routes, now_millis,
-};
+use super::{CHUNK, PgStore, SqliteStore, balance_deltas, corrupt, currency, now_millis};
+use crate::Result;
 use crate::ledger::{LedgerAccount, Posting, Transaction, TransactionRecord, TxKind};
 use crate::notify::NewNotification;
-use crate::{Account, KeyRecord, Result};
 
 macro_rules! sql_helpers {
     ($store:ident, $db:ty, $backend:literal) => {
@@ -58,30 +56,6 @@ macro_rules! sql_helpers {
                     .execute(&mut **db)
                     .await?;
                 Ok(())
-            }
-
-            pub(super) fn account_row(row: &<$db as sqlx::Database>::Row) -> Result<Account> {
-                let code: String = row.try_get("currency")?;
-                Ok(Account {
-                    id: row.try_get("id")?,
-                    name: row.try_get("name")?,
-                    currency: currency(&code)?,
-                    created_at: row.try_get("created_at")?,
-                })
-            }
-
-            pub(super) fn key_row(row: &<$db as sqlx::Database>::Row) -> Result<KeyRecord> {
-                Ok(KeyRecord {
-                    id: row.try_get("id")?,
-                    account_id: row.try_get("account_id")?,
-                    hash: row.try_get("hash")?,
-                    prefix: row.try_get("prefix")?,
-                    live: row.try_get("live")?,
-                    routes: decode_routes(row.try_get("routes")?),
-                    expires_at: row.try_get("expires_at")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                    created_at: row.try_get("created_at")?,
-                })
             }
 
             pub(super) fn transaction_row(

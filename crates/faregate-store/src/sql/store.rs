@@ -3,14 +3,13 @@
 
 use std::collections::HashSet;
 
-use faregate_core::Currency;
+use faregate_core::{Budget, Currency};
 use sqlx::{QueryBuilder, Row};
 
-use super::{CHUNK, PgStore, SqliteStore, compare_balances, corrupt, currency, encode_routes};
+use super::{CHUNK, PgStore, SqliteStore, compare_balances, corrupt, currency};
 use crate::ledger::{LedgerAccount, Transaction, TransactionRecord};
 use crate::{
-    Account, Balance, KeyRecord, LedgerQuery, Posted, Result, Store, StoreError, UsageRecord,
-    VerifyReport,
+    Account, Balance, KeyRecord, LedgerQuery, Posted, Result, Store, UsageRecord, VerifyReport,
 };
 
 macro_rules! sql_store {
@@ -22,137 +21,43 @@ macro_rules! sql_store {
             }
 
             async fn create_account(&self, account: &Account) -> Result<()> {
-                let mut db = self.pool.begin().await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO accounts (id, name, currency, created_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&account.id)
-                .bind(&account.name)
-                .bind(account.currency.code())
-                .bind(account.created_at)
-                .execute(&mut *db)
-                .await;
-                match inserted {
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        db.rollback().await?;
-                        return Err(StoreError::Duplicate(format!("account {}", account.id)));
-                    }
-                    other => {
-                        other?;
-                    }
-                }
-                Self::bump(&mut db).await?;
-                db.commit().await?;
-                Ok(())
+                self.insert_account(account).await
             }
 
             async fn account(&self, id: &str) -> Result<Option<Account>> {
-                sqlx::query("SELECT id, name, currency, created_at FROM accounts WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|row| Self::account_row(&row))
-                    .transpose()
+                self.select_account(id).await
             }
 
             async fn accounts(&self, after: Option<&str>, limit: u32) -> Result<Vec<Account>> {
-                sqlx::query(
-                    "SELECT id, name, currency, created_at FROM accounts \
-                     WHERE id > $1 ORDER BY id LIMIT $2",
-                )
-                .bind(after.unwrap_or(""))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(Self::account_row)
-                .collect()
+                self.select_accounts(after, limit).await
             }
 
             async fn create_key(&self, key: &KeyRecord) -> Result<()> {
-                let mut db = self.pool.begin().await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO api_keys (id, account_id, hash, prefix, live, routes, \
-                     expires_at, revoked_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&key.id)
-                .bind(&key.account_id)
-                .bind(&key.hash)
-                .bind(&key.prefix)
-                .bind(key.live)
-                .bind(encode_routes(key.routes.as_ref()))
-                .bind(key.expires_at)
-                .bind(key.revoked_at)
-                .bind(key.created_at)
-                .execute(&mut *db)
-                .await;
-                match inserted {
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        db.rollback().await?;
-                        return Err(StoreError::Duplicate(format!("key {}", key.id)));
-                    }
-                    Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                        db.rollback().await?;
-                        return Err(StoreError::NotFound(format!("account {}", key.account_id)));
-                    }
-                    other => {
-                        other?;
-                    }
-                }
-                Self::bump(&mut db).await?;
-                db.commit().await?;
-                Ok(())
+                self.insert_key(key).await
             }
 
             async fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
-                sqlx::query("SELECT * FROM api_keys WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|row| Self::key_row(&row))
-                    .transpose()
+                self.select_key(id).await
             }
 
             async fn keys(&self, account_id: &str) -> Result<Vec<KeyRecord>> {
-                sqlx::query("SELECT * FROM api_keys WHERE account_id = $1 ORDER BY created_at, id")
-                    .bind(account_id)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(Self::key_row)
-                    .collect()
+                self.select_account_keys(account_id).await
             }
 
             async fn active_keys(&self) -> Result<Vec<KeyRecord>> {
-                sqlx::query("SELECT * FROM api_keys WHERE revoked_at IS NULL")
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(Self::key_row)
-                    .collect()
+                self.select_active_keys().await
             }
 
             async fn revoke_key(&self, id: &str, at: i64) -> Result<Option<KeyRecord>> {
-                let mut db = self.pool.begin().await?;
-                let changed = sqlx::query(
-                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
-                )
-                .bind(id)
-                .bind(at)
-                .execute(&mut *db)
-                .await?;
-                if changed.rows_affected() == 0 {
-                    db.rollback().await?;
-                    return Ok(None);
-                }
-                Self::bump(&mut db).await?;
-                let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *db)
-                    .await?;
-                db.commit().await?;
-                Self::key_row(&row).map(Some)
+                self.revoke(id, at).await
+            }
+
+            async fn set_account_budget(
+                &self,
+                account_id: &str,
+                budget: Option<Budget>,
+            ) -> Result<Account> {
+                self.update_account_budget(account_id, budget).await
             }
 
             async fn post(&self, tx: &Transaction) -> Result<Posted> {

@@ -35,7 +35,7 @@ impl Compiler<'_> {
                 })
                 .collect()
         });
-        if r.upstreams.is_empty() {
+        if r.upstreams.is_empty() && r.kind.as_deref() != Some("llm") && r.prompt.is_none() {
             self.problem(
                 format!("{path}.upstreams"),
                 "at least one upstream URL is needed",
@@ -73,7 +73,11 @@ impl Compiler<'_> {
                 Price::Free
             }),
         };
-        let mut access = self.access(path, r.access.as_ref(), price);
+        let mut access = if r.kind.as_deref() == Some("llm") && r.access.is_none() {
+            self.credits(&format!("{path}.access"))
+        } else {
+            self.access(path, r.access.as_ref(), price)
+        };
         if self.plan_routes.contains(&r.name) {
             access = self.plan_route_access(path, r.access.as_ref(), access);
         }
@@ -134,6 +138,7 @@ impl Compiler<'_> {
                 .ok()?;
             Some(RateLimit { per, gcra })
         });
+        let llm = self.llm_route(path, r, price, &access);
         let upstream_headers = r
             .upstream_headers
             .iter()
@@ -167,6 +172,7 @@ impl Compiler<'_> {
             rate_limit,
             limits,
             upstream_headers,
+            llm,
         }
     }
 

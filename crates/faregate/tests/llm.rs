@@ -1,0 +1,267 @@
+//! The LLM gateway end to end: real HTTP through faregate to the provider
+//! double (OpenAI and Anthropic wire formats), a real SQLite store, and
+//! charges checked against the usage the provider reported × the catalog's
+//! prices.
+
+mod llm_support;
+
+use faregate_core::{Currency, Money};
+use http::StatusCode;
+use llm_support::{PRICES, Setup, sse_data};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn a_chat_completion_is_charged_its_reported_usage_and_says_so() {
+    let s = Setup::start(1_000_000, "").await;
+    let body = json!({"model": "test-model", "messages": [{"role": "user", "content": "Hello there, model!"}], "max_tokens": 50});
+    let reply = s.post("/v1/chat/completions", &s.key, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let answer = reply.json();
+    let usage = &answer["usage"];
+    let expected = PRICES.cost(
+        usage["prompt_tokens"].as_u64().unwrap(),
+        0,
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        reply.header("faregate-cost"),
+        Some(
+            Money::from_atomic(expected, Currency::USD)
+                .to_string()
+                .as_str()
+        )
+    );
+    // What the client got is what the provider sent: the double's reply for
+    // this prompt, under the public model name the client asked for.
+    let direct = s.direct("/v1/chat/completions", &body).await;
+    assert_eq!(answer["choices"], direct["choices"]);
+    assert_eq!(answer["usage"], direct["usage"]);
+    assert_eq!(s.charged().await, vec![expected]);
+}
+
+#[tokio::test]
+async fn a_stream_without_include_usage_is_billed_and_the_usage_chunk_hidden() {
+    let s = Setup::start(1_000_000, "").await;
+    let body = json!({"model": "test-model", "stream": true, "messages": [{"role": "user", "content": "Stream me a few words"}], "max_tokens": 40});
+    let reply = s.post("/v1/chat/completions", &s.key, &body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let text = reply.text();
+    let events = sse_data(&text);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    for e in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(e).unwrap();
+        assert!(
+            chunk.get("usage").is_none(),
+            "the client never asked for usage: {e}"
+        );
+        assert_eq!(chunk["choices"].as_array().map(Vec::len), Some(1));
+    }
+    // The provider was asked for it.
+    let stats = s.double_stats().await;
+    assert_eq!(
+        stats["last_body"]["stream_options"]["include_usage"],
+        json!(true)
+    );
+    // Same events as a direct stream without usage (ids and times aside).
+    let content: String = events[..events.len() - 1]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    let direct = s
+        .direct(
+            "/v1/chat/completions",
+            &json!({"model": "test-model", "messages": body["messages"], "max_tokens": 40}),
+        )
+        .await;
+    assert_eq!(
+        content,
+        direct["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    let usage = &direct["usage"];
+    let expected = PRICES.cost(
+        usage["prompt_tokens"].as_u64().unwrap(),
+        0,
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
+    assert!(
+        text.ends_with(&format!(
+            ": faregate-cost={}\n\n",
+            Money::from_atomic(expected, Currency::USD)
+        )),
+        "{text}"
+    );
+    assert_eq!(s.charged().await, vec![expected]);
+}
+
+#[tokio::test]
+async fn a_stream_with_include_usage_keeps_its_usage_chunk() {
+    let s = Setup::start(1_000_000, "").await;
+    let body = json!({"model": "test-model", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Count with me"}], "max_tokens": 30, "prompt_cache_key": "k1"});
+    let reply = s.post("/v1/chat/completions", &s.key, &body).await;
+    let events = sse_data(&reply.text());
+    let usage_chunk: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    let usage = &usage_chunk["usage"];
+    let cached = usage["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(cached > 0, "the double caches half a keyed prompt");
+    let expected = PRICES.cost(
+        usage["prompt_tokens"].as_u64().unwrap(),
+        cached,
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
+    assert_eq!(s.charged().await, vec![expected]);
+}
+
+#[tokio::test]
+async fn embeddings_and_responses_are_billed_by_their_usage() {
+    let s = Setup::start(1_000_000, "").await;
+    let reply = s
+        .post(
+            "/v1/embeddings",
+            &s.key,
+            &json!({"model": "test-model", "input": ["one two three", "four"]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let embedding_cost = PRICES.cost(
+        reply.json()["usage"]["prompt_tokens"].as_u64().unwrap(),
+        0,
+        0,
+    );
+    let reply = s
+        .post(
+            "/v1/responses",
+            &s.key,
+            &json!({"model": "test-model", "input": "Write a line", "max_output_tokens": 20}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let u = &reply.json()["usage"];
+    let response_cost = PRICES.cost(
+        u["input_tokens"].as_u64().unwrap(),
+        0,
+        u["output_tokens"].as_u64().unwrap(),
+    );
+    let mut charged = s.charged().await;
+    charged.sort_unstable();
+    let mut expected = vec![embedding_cost, response_cost];
+    expected.sort_unstable();
+    assert_eq!(charged, expected);
+}
+
+#[tokio::test]
+async fn anthropic_messages_are_billed_streamed_or_not() {
+    let s = Setup::start(1_000_000, "").await;
+    let body = json!({"model": "claude-test", "max_tokens": 30, "messages": [{"role": "user", "content": "Hi Claude"}]});
+    let reply = s.post("/v1/messages", &s.key, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let u = &reply.json()["usage"];
+    let whole = PRICES.cost(
+        u["input_tokens"].as_u64().unwrap(),
+        0,
+        u["output_tokens"].as_u64().unwrap(),
+    );
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let reply = s.post("/v1/messages", &s.key, &streamed).await;
+    let text = reply.text();
+    assert!(text.contains("event: message_stop"), "{text}");
+    // The same prompt streamed uses the same tokens.
+    assert!(
+        text.ends_with(&format!(
+            ": faregate-cost={}\n\n",
+            Money::from_atomic(whole, Currency::USD)
+        )),
+        "{text}"
+    );
+    assert_eq!(s.charged().await, vec![whole, whole]);
+}
+
+#[tokio::test]
+async fn a_failing_provider_is_skipped_before_any_byte_and_the_log_says_so() {
+    let s = Setup::start(1_000_000, "").await;
+    let body = json!({"model": "fallback-model", "messages": [{"role": "user", "content": "anyone there?"}], "max_tokens": 20});
+    let reply = s.post("/v1/chat/completions", &s.key, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let line = s.gw.log_line(|l| l["route"] == "llm").await;
+    let tried: Vec<&str> = line["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(tried, ["double/fail-503", "double/test-model"], "{line}");
+    // Only one provider, failing: its error reaches the client, uncharged.
+    let reply = s
+        .post(
+            "/v1/chat/completions",
+            &s.key,
+            &json!({"model": "broken-model", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(s.charged().await.len(), 1);
+}
+
+#[tokio::test]
+async fn refusals_use_their_own_codes() {
+    let s = Setup::start(10, "").await;
+    let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10});
+    // Not enough money for the worst case: 402 with the top-up hint.
+    let reply = s
+        .post("/v1/chat/completions", &s.key, &chat("test-model"))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        reply.text()
+    );
+    assert_eq!(reply.json()["code"], "insufficient_credits");
+    let reply = s
+        .post("/v1/chat/completions", &s.key, &chat("no-such-model"))
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("model_not_found"))
+    );
+    let reply = s
+        .post("/v1/chat/completions", "fg_live_nope", &chat("test-model"))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = s
+        .post("/v1/chat/completions", &s.key, &json!("not an object"))
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_body"))
+    );
+    let scoped = s
+        .key_with(Some(vec!["claude-test".into()]), Default::default())
+        .await;
+    let reply = s
+        .post("/v1/chat/completions", &scoped, &chat("test-model"))
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("model_not_allowed"))
+    );
+    let models = s.get("/v1/models", &scoped).await.json();
+    assert_eq!(
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].clone())
+            .collect::<Vec<_>>(),
+        [json!("claude-test")]
+    );
+    assert!(s.charged().await.is_empty());
+}
