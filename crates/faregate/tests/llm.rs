@@ -265,3 +265,58 @@ async fn refusals_use_their_own_codes() {
     );
     assert!(s.charged().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_prompt_template_is_its_own_priced_endpoint() {
+    let extra = r#"
+[[routes]]
+name = "label"
+path = "/api/label"
+price = "0.001 USD"
+prompt = { model = "test-model", system = "Answer in JSON.", template = 'say:{"label": "{{text}}", "n": {{n}}}', max_tokens = 50 }
+
+[[routes]]
+name = "echo"
+path = "/api/echo"
+price = "0.002 USD"
+prompt = { model = "claude-test", template = "say:{{text}}", output = "text" }
+"#;
+    let s = Setup::start(1_000_000, extra).await;
+    let reply = s
+        .post("/api/label", &s.key, &json!({"text": "positive", "n": 3}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let answer = reply.json();
+    // The model was asked the filled template and its answer is JSON.
+    assert_eq!(answer["output"], json!({"label": "positive", "n": 3}));
+    assert_eq!(answer["model"], "test-model");
+    assert!(answer["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    let asked = s.double_stats().await["last_body"].clone();
+    assert_eq!(asked["messages"][0]["content"], "Answer in JSON.");
+    assert_eq!(
+        asked["messages"][1]["content"],
+        r#"say:{"label": "positive", "n": 3}"#
+    );
+    // Through an Anthropic provider, as text.
+    let reply = s
+        .post("/api/echo", &s.key, &json!({"text": "hello there"}))
+        .await;
+    assert_eq!(reply.json()["output"], "hello there");
+    // A member the template needs is missing: 400, nothing charged.
+    let reply = s.post("/api/label", &s.key, &json!({"text": "x"})).await;
+    assert_eq!(
+        (reply.status, reply.json()["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_body"))
+    );
+    // Priced like any route: the route's price, not the tokens.
+    assert_eq!(s.charged().await, vec![1_000, 2_000]);
+    // No key: 401, as on any paid route.
+    let anonymous = faregate_testkit::Client::http1()
+        .send(
+            http::Request::post(s.gw.url("/api/label"))
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}

@@ -52,11 +52,9 @@ pub(super) async fn serve(
         );
     }
     let (parts, body) = req.into_parts();
-    let body = super::read_body(ctx, route, body).await?;
-    let input: Map<String, Value> = serde_json::from_slice(&body)
-        .map_err(|e| Problem::new(ProblemCode::InvalidBody, format!("post a JSON object: {e}")))?;
-    let filled = fill(prompt, &input)?;
     let head = Request::from_parts(parts, ());
+    // Who pays comes first: a caller without a key learns that before
+    // anything about its body. A refused body releases the hold unpaid.
     let price = crate::price::price(route, &head);
     match crate::authorize::authorize(ctx, route, caller, price, &head).await {
         Decision::Allow(hold) => ctx.hold = crate::settle::PendingHold::new(hold, &ctx.gw),
@@ -65,6 +63,10 @@ pub(super) async fn serve(
         }
         Decision::Deny(problem) => return Err(problem),
     }
+    let body = super::read_body(ctx, route, body).await?;
+    let input: Map<String, Value> = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(ProblemCode::InvalidBody, format!("post a JSON object: {e}")))?;
+    let filled = fill(prompt, &input)?;
     let snap = ctx.snap.clone();
     let settings = &snap.config.llm;
     let targets: Vec<&ModelTarget> = prompt.model.targets.iter().collect();
