@@ -32,7 +32,7 @@ async fn a_chat_completion_is_charged_its_reported_usage_and_says_so() {
         )
     );
     // What the client got is what the provider sent: the double's reply for
-    // this prompt, under the public model name the client asked for.
+    // this prompt (the catalog maps test-model to the same provider name).
     let direct = s.direct("/v1/chat/completions", &body).await;
     assert_eq!(answer["choices"], direct["choices"]);
     assert_eq!(answer["usage"], direct["usage"]);
