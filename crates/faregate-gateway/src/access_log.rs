@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 
 use crate::metrics::Metrics;
 
-mod line;
+pub(crate) mod line;
 
 /// How often the writer thread writes out what has been logged.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
@@ -38,7 +38,7 @@ pub(crate) struct Entry<'a> {
     /// Status the upstream sent, if it was reached.
     pub upstream_status: Option<u16>,
     /// Upstreams tried, in order.
-    pub upstreams: &'a [std::sync::Arc<str>],
+    pub upstreams: &'a crate::pipeline::Tried,
     /// Microseconds from request head to the end of the response.
     pub duration_us: u64,
     /// Request body bytes received.
@@ -203,7 +203,7 @@ impl std::fmt::Display for Rfc3339 {
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
 /// `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -256,7 +256,7 @@ mod tests {
             path: "/a\"b\\c",
             status: 200,
             upstream_status: None,
-            upstreams: &[],
+            upstreams: &crate::pipeline::Tried::default(),
             duration_us: 1,
             bytes_in: 0,
             bytes_out: 0,

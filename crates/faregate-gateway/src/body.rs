@@ -270,6 +270,14 @@ impl ResponseBody {
         this
     }
 
+    /// The whole body of a response the gateway made (empty for any other).
+    pub(crate) fn take_full(&mut self) -> Bytes {
+        match &mut self.source {
+            Source::Full(bytes) => bytes.take().unwrap_or_default(),
+            Source::Upstream { .. } => Bytes::new(),
+        }
+    }
+
     /// Runs `finish` when the body is done or dropped.
     pub(crate) fn on_finish(&mut self, finish: Box<dyn Finish>) {
         self.finish = Some(finish);

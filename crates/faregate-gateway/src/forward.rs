@@ -153,9 +153,7 @@ pub(crate) async fn forward(
                     return Err(problem);
                 }
                 if failure.connect {
-                    if route.upstreams.len() > 1 {
-                        state.down_until[i].store(now + nanos(DOWN_FOR), Ordering::Relaxed);
-                    }
+                    mark_down(route, state, i, now);
                     last = if failure.timed_out {
                         Problem::new(
                             ProblemCode::UpstreamTimeout,
@@ -215,7 +213,7 @@ fn prepare_headers(ctx: &Ctx, route: &Route, caller: &Caller, headers: &mut http
         headers.remove(header::HOST);
     }
     set_forwarded(headers, &ctx.conn.hop, authority);
-    if let Some(v) = ctx.request_id_header.clone() {
+    if let Some(v) = ctx.request_id_value() {
         headers.insert(X_REQUEST_ID.clone(), v);
     }
     for (name, value) in &route.upstream_headers {
@@ -223,9 +221,17 @@ fn prepare_headers(ctx: &Ctx, route: &Route, caller: &Caller, headers: &mut http
     }
 }
 
+/// Marks upstream `i` down for a moment after it refused a connection
+/// (a route with one upstream always tries it, as nginx does).
+pub(crate) fn mark_down(route: &Route, state: &RouteState, i: usize, now: u64) {
+    if route.upstreams.len() > 1 {
+        state.down_until[i].store(now + nanos(DOWN_FOR), Ordering::Relaxed);
+    }
+}
+
 /// Upstream indexes to try, in balance order, skipping those marked down.
 /// A route with one upstream always tries it (as nginx does).
-fn order(route: &Route, state: &RouteState, now: u64) -> Vec<usize> {
+pub(crate) fn order(route: &Route, state: &RouteState, now: u64) -> Vec<usize> {
     let n = route.upstreams.len();
     if n == 1 {
         return vec![0];
@@ -241,7 +247,7 @@ fn order(route: &Route, state: &RouteState, now: u64) -> Vec<usize> {
 }
 
 /// The 503 for a route whose upstreams are all marked down.
-fn all_down(state: &RouteState, now: u64) -> Problem {
+pub(crate) fn all_down(state: &RouteState, now: u64) -> Problem {
     let back = state
         .down_until
         .iter()
@@ -264,13 +270,7 @@ fn upstream_target(
     path: &str,
     query: Option<&str>,
 ) -> Option<PathAndQuery> {
-    let rest = match &route.strip_prefix {
-        Some(prefix) => path
-            .strip_prefix(prefix.as_str())
-            .filter(|r| r.is_empty() || r.starts_with('/'))
-            .unwrap_or(path),
-        None => path,
-    };
+    let rest = rest_of(route, path);
     let rest = if rest.is_empty() { "/" } else { rest };
     let mut pq = String::with_capacity(
         upstream.base_path.len() + rest.len() + query.map_or(0, |q| q.len() + 1),
@@ -284,7 +284,19 @@ fn upstream_target(
     PathAndQuery::try_from(pq).ok()
 }
 
-fn too_large(limit: u64) -> Problem {
+/// The request's path less the route's stripped prefix (empty when the
+/// prefix was all of it).
+pub(crate) fn rest_of<'a>(route: &Route, path: &'a str) -> &'a str {
+    match &route.strip_prefix {
+        Some(prefix) => path
+            .strip_prefix(prefix.as_str())
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+            .unwrap_or(path),
+        None => path,
+    }
+}
+
+pub(crate) fn too_large(limit: u64) -> Problem {
     Problem::new(
         ProblemCode::PayloadTooLarge,
         format!("the request body is larger than {limit} bytes"),

@@ -29,6 +29,9 @@ pub(crate) struct RouteState {
     pub(crate) next: AtomicUsize,
     /// Per upstream: until when (unix nanos) it is considered down.
     pub(crate) down_until: Box<[AtomicU64]>,
+    /// Per upstream: its idle connections on the HTTP/1 data plane
+    /// (`http://` upstreams only).
+    pub(crate) slots: Box<[Option<Arc<crate::h1::Slot>>]>,
 }
 
 /// One immutable generation of configuration and what was built from it.
@@ -38,8 +41,10 @@ pub struct Snapshot {
     pub config: Config,
     /// For `https://` upstreams.
     pub(crate) client: UpstreamClient,
-    /// For `http://` upstreams.
+    /// For `http://` upstreams of requests hyper serves.
     pub(crate) pool: Arc<Http1Pool>,
+    /// For `http://` upstreams of requests the HTTP/1 data plane serves.
+    pub(crate) raw: Arc<crate::h1::Pool>,
     pub(crate) routes: Vec<RouteState>,
     pub(crate) unrouted: Arc<RouteMetrics>,
 }
@@ -257,6 +262,14 @@ impl Snapshot {
                 config.limits.connect_timeout,
             ),
         };
+        let (idle, connect) = (
+            config.limits.pool_idle_timeout,
+            config.limits.connect_timeout,
+        );
+        let raw = match previous {
+            Some(p) if p.raw.made_with(idle, connect) => p.raw.clone(),
+            _ => crate::h1::Pool::new(idle, connect),
+        };
         let routes = config
             .routes
             .routes()
@@ -265,12 +278,18 @@ impl Snapshot {
                 metrics: metrics.route(&r.name),
                 next: AtomicUsize::new(0),
                 down_until: r.upstreams.iter().map(|_| AtomicU64::new(0)).collect(),
+                slots: r
+                    .upstreams
+                    .iter()
+                    .map(|u| (u.scheme == http::uri::Scheme::HTTP).then(|| raw.slot(&u.authority)))
+                    .collect(),
             })
             .collect();
         Ok(Self {
             config,
             client,
             pool,
+            raw,
             routes,
             unrouted: metrics.route(UNROUTED),
         })

@@ -19,6 +19,8 @@ pub(crate) static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelim
 pub(crate) static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 /// `RateLimit-Reset`.
 pub(crate) static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+/// The response headers a browser may read on a refusal or a paid route.
+pub(crate) const EXPOSED: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, WWW-Authenticate, X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X402-Access-Token, X402-Access-Expires, X402-Access-Remaining";
 /// `Keep-Alive`.
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 /// `Proxy-Connection`.
@@ -81,9 +83,9 @@ pub(crate) struct Hop {
     /// The client's address as text, for `X-Forwarded-For` and the log.
     pub(crate) client: HeaderValue,
     /// `for=<client>;proto=<proto>`, the start of this hop's `Forwarded` element.
-    forwarded: String,
+    pub(crate) forwarded: String,
     /// `http` or `https`.
-    proto: &'static str,
+    pub(crate) proto: &'static str,
 }
 
 impl Hop {
@@ -149,9 +151,34 @@ fn joined(prior: &[u8], next: &[u8]) -> Option<HeaderValue> {
     HeaderValue::from_bytes(&v).ok()
 }
 
+/// The first value of `name`. A request carries a handful of fields, and
+/// scanning them (names compare as small integers, or short strings)
+/// costs a fraction of hashing the name for a map lookup.
+pub(crate) fn find<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    if headers.len() > 12 {
+        return headers.get(name);
+    }
+    headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
+/// How many values `name` has, and the first.
+pub(crate) fn find_all<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> (usize, Option<&'a HeaderValue>) {
+    if headers.len() > 12 {
+        let mut all = headers.get_all(name).iter();
+        let first = all.next();
+        return (first.map_or(0, |_| 1 + all.count()), first);
+    }
+    let mut all = headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v);
+    let first = all.next();
+    (first.map_or(0, |_| 1 + all.count()), first)
+}
+
 /// The client's request id when it is a sane token, else `None`.
 pub(crate) fn client_request_id(headers: &HeaderMap) -> Option<&str> {
-    let id = headers.get(&X_REQUEST_ID)?.to_str().ok()?;
+    let id = find(headers, &X_REQUEST_ID)?.to_str().ok()?;
     let ok = (1..=128).contains(&id.len())
         && id.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
@@ -159,16 +186,35 @@ pub(crate) fn client_request_id(headers: &HeaderMap) -> Option<&str> {
     ok.then_some(id)
 }
 
-/// A new random request id: 32 hex digits.
+/// A new request id: 32 hex digits, unique without being secret (a
+/// client may send its own). Each thread draws a random 64-bit seed once
+/// and counts; the id is the seed and the count mixed by a bijection, so
+/// a thread never repeats one and threads (and nodes) collide only if
+/// their seeds do.
 pub(crate) fn new_request_id() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n: u128 = rand::random();
-    let mut id = String::with_capacity(32);
-    for b in n.to_be_bytes() {
-        id.push(char::from(HEX[usize::from(b >> 4)]));
-        id.push(char::from(HEX[usize::from(b & 15)]));
+    thread_local! {
+        static NEXT: std::cell::Cell<(u64, u64)> =
+            std::cell::Cell::new((rand::random(), rand::random()));
     }
-    id
+    let (seed, count) = NEXT.get();
+    NEXT.set((seed, count.wrapping_add(1)));
+    let n = (u128::from(seed) << 64) | u128::from(mix(count ^ seed.rotate_left(29)));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    for (pair, b) in id.chunks_exact_mut(2).zip(n.to_be_bytes()) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
+    std::str::from_utf8(&id)
+        .map(str::to_owned)
+        .unwrap_or_default()
+}
+
+/// The splitmix64 finalizer: a bijection on 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -228,6 +274,11 @@ mod tests {
         assert_eq!(client_request_id(&h), None);
         let id = new_request_id();
         assert_eq!(id.len(), 32);
-        assert_ne!(id, new_request_id());
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let many: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_request_id()).collect();
+        assert_eq!(many.len(), 10_000, "ids repeat");
+        let other = std::thread::spawn(new_request_id).join().unwrap();
+        assert_ne!(other[..16], id[..16], "another thread has another seed");
     }
 }

@@ -54,7 +54,7 @@ pub(crate) fn credentials(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Caller, 
             format!("the {what} header is not valid text"),
         )
     };
-    if let Some(v) = headers.get(&PAYMENT_SIGNATURE) {
+    if let Some(v) = crate::headers::find(headers, &PAYMENT_SIGNATURE) {
         let v = v.to_str().map_err(|_| {
             Problem::new(
                 ProblemCode::MalformedPayment,
@@ -69,7 +69,7 @@ pub(crate) fn credentials(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Caller, 
     }
     let mut key_header = None;
     let mut presented = None;
-    if let Some(v) = headers.get(header::AUTHORIZATION) {
+    if let Some(v) = crate::headers::find(headers, &header::AUTHORIZATION) {
         let v = v.to_str().map_err(|_| malformed("Authorization"))?;
         let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
         let rest = rest.trim();
@@ -91,7 +91,7 @@ pub(crate) fn credentials(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Caller, 
         }
     }
     if presented.is_none()
-        && let Some(v) = headers.get(&X_API_KEY)
+        && let Some(v) = crate::headers::find(headers, &X_API_KEY)
     {
         presented = Some(
             v.to_str()

@@ -15,6 +15,7 @@ mod body;
 pub mod config;
 mod forward;
 mod gateway;
+mod h1;
 mod headers;
 mod identify;
 mod limiter;

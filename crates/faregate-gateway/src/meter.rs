@@ -3,7 +3,9 @@
 //! caller leaves), the request's [`Finished`] record runs `settle` and then
 //! `observe`.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response};
@@ -19,9 +21,7 @@ use crate::pipeline::Ctx;
 use crate::pool::Lease;
 use crate::settle;
 
-static EXPOSE: HeaderValue = HeaderValue::from_static(
-    "PAYMENT-REQUIRED, PAYMENT-RESPONSE, WWW-Authenticate, X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X402-Access-Token, X402-Access-Expires, X402-Access-Remaining",
-);
+static EXPOSE: HeaderValue = HeaderValue::from_static(crate::headers::EXPOSED);
 
 /// Wraps the upstream's response for streaming and counting.
 pub(crate) fn meter(
@@ -49,8 +49,10 @@ pub(crate) fn finish_with(
     response
 }
 
-fn common_headers(ctx: &Ctx, headers: &mut HeaderMap) {
-    if let Some(v) = ctx.request_id_header.clone() {
+/// The headers every response carries. The HTTP/1 data plane writes the
+/// same ones straight onto upstream responses (`h1/response.rs`).
+pub(crate) fn common_headers(ctx: &Ctx, headers: &mut HeaderMap) {
+    if let Some(v) = ctx.request_id_value() {
         headers.insert(X_REQUEST_ID.clone(), v);
     }
     if let Some((limit, remaining, reset)) = ctx.rate {
@@ -79,12 +81,30 @@ fn common_headers(ctx: &Ctx, headers: &mut HeaderMap) {
     }
 }
 
+/// Settles and logs a request whose response the caller wrote itself
+/// (the HTTP/1 data plane), as the response body's hook does on hyper's.
+pub(crate) fn finish_now(
+    ctx: Ctx,
+    status: u16,
+    bytes_out: u64,
+    complete: bool,
+    error: Option<String>,
+) {
+    Finished(Record::new(ctx, status)).run(bytes_out, complete, error);
+}
+
 /// The request's record, waiting for its body to end.
 struct Finished(Record);
 
 impl Finish for Finished {
     fn finish(self: Box<Self>, bytes_out: u64, complete: bool, error: Option<String>) {
-        let Finished(record) = *self;
+        (*self).run(bytes_out, complete, error);
+    }
+}
+
+impl Finished {
+    fn run(self, bytes_out: u64, complete: bool, error: Option<String>) {
+        let Finished(record) = self;
         if record.hold.rail.is_none() {
             record.observe(bytes_out, complete, None, error);
             return;
@@ -99,10 +119,16 @@ impl Finish for Finished {
             );
             return;
         };
-        runtime.spawn(async move {
+        let mut settling = Box::pin(async move {
             let gw = Arc::clone(&record.gw);
             let charge = settle::after_body(&gw, &record, complete).await;
             record.observe(bytes_out, complete, charge, error);
         });
+        // Rails that settle in memory (credits, plans) are done at once;
+        // only one that must wait gets a task of its own.
+        let mut cx = Context::from_waker(Waker::noop());
+        if settling.as_mut().poll(&mut cx).is_pending() {
+            runtime.spawn(settling);
+        }
     }
 }

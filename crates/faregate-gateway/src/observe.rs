@@ -31,7 +31,7 @@ pub(crate) struct Record {
     caller: Option<Arc<str>>,
     conn: crate::pipeline::ConnInfo,
     refusal: Option<ProblemCode>,
-    tried: Vec<Arc<str>>,
+    tried: crate::pipeline::Tried,
     error: Option<String>,
     tally: Arc<Tally>,
     /// An LLM call's bill.

@@ -41,7 +41,11 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
         return Err(PathError::NotAbsolute);
     }
     let bytes = path.as_bytes();
-    let needs_work = bytes.contains(&b'%') || path.contains("/.") || path.contains("//");
+    // One pass: an escape, or a `/` followed by `.` or `/`.
+    let needs_work = bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'%' || (b == b'/' && matches!(bytes.get(i + 1), Some(b'.' | b'/'))));
     if !needs_work {
         return Ok(Cow::Borrowed(path));
     }

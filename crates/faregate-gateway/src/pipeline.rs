@@ -54,8 +54,6 @@ pub(crate) struct Ctx {
     pub(crate) gw: Arc<Gateway>,
     pub(crate) snap: Arc<Snapshot>,
     pub(crate) request_id: String,
-    /// The request id as a header value, made once for both directions.
-    pub(crate) request_id_header: Option<http::HeaderValue>,
     pub(crate) started: std::time::Instant,
     pub(crate) started_unix: u64,
     pub(crate) method: Method,
@@ -72,7 +70,7 @@ pub(crate) struct Ctx {
     /// The refusal, when the gateway answered itself.
     pub(crate) refusal: Option<ProblemCode>,
     pub(crate) upstream_status: Option<u16>,
-    pub(crate) tried: Vec<Arc<str>>,
+    pub(crate) tried: Tried,
     /// What went wrong, for the log only.
     pub(crate) error: Option<String>,
     pub(crate) tally: Arc<Tally>,
@@ -159,14 +157,13 @@ pub async fn decide<B>(
 }
 
 impl Ctx {
-    fn new<B>(gw: Arc<Gateway>, req: &Request<B>, conn: ConnInfo) -> Self {
+    pub(crate) fn new<B>(gw: Arc<Gateway>, req: &Request<B>, conn: ConnInfo) -> Self {
         let request_id = crate::headers::client_request_id(req.headers())
             .map_or_else(crate::headers::new_request_id, str::to_owned);
         let started_unix = gw.clock.now();
         Self {
             snap: gw.snapshot(),
             gw,
-            request_id_header: http::HeaderValue::from_str(&request_id).ok(),
             request_id,
             started: std::time::Instant::now(),
             started_unix,
@@ -179,13 +176,18 @@ impl Ctx {
             hold: crate::settle::PendingHold::NONE,
             refusal: None,
             upstream_status: None,
-            tried: Vec::new(),
+            tried: Tried::default(),
             error: None,
             tally: Arc::default(),
             rate: None,
-            cors: req.headers().contains_key(http::header::ORIGIN),
+            cors: crate::headers::find(req.headers(), &http::header::ORIGIN).is_some(),
             llm: None,
         }
+    }
+
+    /// The request id as a header value.
+    pub(crate) fn request_id_value(&self) -> Option<http::HeaderValue> {
+        http::HeaderValue::from_str(&self.request_id).ok()
     }
 
     /// Scheme and authority the caller reached us at: the configured public
@@ -203,5 +205,31 @@ impl Ctx {
     /// The base of problem `type` URIs.
     pub(crate) fn problem_base(&self) -> String {
         format!("{}{}", self.origin(), crate::respond::PROBLEM_PATH)
+    }
+}
+
+/// The upstreams a request tried, in order; one, the usual case, is held
+/// without allocating.
+#[derive(Debug, Default)]
+pub(crate) struct Tried {
+    first: Option<Arc<str>>,
+    rest: Vec<Arc<str>>,
+}
+
+impl Tried {
+    pub(crate) fn push(&mut self, name: Arc<str>) {
+        if self.first.is_none() {
+            self.first = Some(name);
+        } else {
+            self.rest.push(name);
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
     }
 }

@@ -110,7 +110,9 @@ pub(crate) fn route<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<Target, Proble
 
 /// The method a CORS preflight asks about, if `req` is one.
 fn preflight_method<B>(req: &Request<B>) -> Option<http::Method> {
-    if req.method() != http::Method::OPTIONS || !req.headers().contains_key(http::header::ORIGIN) {
+    if req.method() != http::Method::OPTIONS
+        || crate::headers::find(req.headers(), &http::header::ORIGIN).is_none()
+    {
         return None;
     }
     let asked = req
@@ -139,9 +141,8 @@ fn header_bytes(headers: &HeaderMap) -> u64 {
 /// HTTP/2 `:authority` when present (RFC 9112 §3.2.2), else the one Host.
 fn authority<B>(req: &Request<B>) -> Result<String, Problem> {
     let invalid = |detail: &str| Problem::new(ProblemCode::InvalidHost, detail);
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let first = hosts.next();
-    if hosts.next().is_some() {
+    let (hosts, first) = crate::headers::find_all(req.headers(), &header::HOST);
+    if hosts > 1 {
         return Err(invalid("the request has more than one Host header"));
     }
     let (text, parsed) = match (req.uri().authority(), first) {
@@ -153,13 +154,21 @@ fn authority<B>(req: &Request<B>) -> Result<String, Problem> {
         ),
         (None, None) => return Err(invalid("the request has no Host header")),
     };
-    let chars_ok = !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
-    if !chars_ok
-        || !(parsed || plain_authority(text) || text.parse::<http::uri::Authority>().is_ok())
-    {
+    // One pass: check the characters, find the port, note brackets.
+    let (mut colons, mut colon, mut brackets) = (0, 0, false);
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {}
+            b':' => {
+                colons += 1;
+                colon = i;
+            }
+            b'[' | b']' => brackets = true,
+            _ => return Err(invalid("the Host header is not a valid host[:port]")),
+        }
+    }
+    let plain = !brackets && (colons == 0 || (colons == 1 && plain_port(text, colon)));
+    if text.is_empty() || !(parsed || plain || text.parse::<http::uri::Authority>().is_ok()) {
         return Err(invalid("the Host header is not a valid host[:port]"));
     }
     let mut owned = text.to_owned();
@@ -167,19 +176,13 @@ fn authority<B>(req: &Request<B>) -> Result<String, Problem> {
     Ok(owned)
 }
 
-/// `name` or `name:port` with no brackets: checked here without parsing
-/// (and allocating) a full `Authority`, which the rare IPv6 literal gets.
-fn plain_authority(text: &str) -> bool {
-    if text.contains('[') || text.contains(']') {
-        return false;
-    }
-    match text.split_once(':') {
-        None => true,
-        Some((host, port)) => {
-            !host.is_empty()
-                && (1..=5).contains(&port.len())
-                && port.bytes().all(|b| b.is_ascii_digit())
-                && port.parse::<u16>().is_ok()
-        }
-    }
+/// Whether `name:port`, with its one colon at `colon`, has a name and a
+/// port number: checked without parsing (and allocating) a full
+/// `Authority`, which the rare IPv6 literal gets.
+fn plain_port(text: &str, colon: usize) -> bool {
+    let port = &text.as_bytes()[colon + 1..];
+    colon > 0
+        && (1..=5).contains(&port.len())
+        && port.iter().all(u8::is_ascii_digit)
+        && port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65_535
 }

@@ -1,5 +1,7 @@
-//! Listeners: accept connections, terminate TLS, serve HTTP/1.1 and HTTP/2
-//! with hyper, and drain gracefully on shutdown.
+//! Listeners: accept connections, terminate TLS, and drain gracefully on
+//! shutdown. Plain-text connections start on faregate's own HTTP/1 data
+//! plane ([`crate::h1`]), which hands to hyper what it does not serve
+//! itself; TLS connections (where ALPN may pick HTTP/2) are hyper's.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,9 +17,11 @@ use http::Response;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::body::ResponseBody;
 use crate::gateway::Gateway;
@@ -64,6 +68,15 @@ pub async fn bind(gw: &Gateway) -> std::io::Result<Vec<TcpListener>> {
     Ok(out)
 }
 
+/// What every connection task shares to shut down together.
+#[derive(Clone)]
+struct Shutdown {
+    /// Tells the HTTP/1 data plane's connections to finish and close.
+    stop: CancellationToken,
+    /// Every connection task, whichever side serves it.
+    tasks: TaskTracker,
+}
+
 /// Serves `listeners` until `shutdown` resolves, then stops accepting and
 /// waits up to the configured drain timeout for requests in flight.
 pub async fn serve(
@@ -72,7 +85,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let down = Shutdown {
+        stop: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    };
     let mut loops = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
         loops.push(tokio::spawn(accept_loop(
@@ -80,19 +96,23 @@ pub async fn serve(
             index,
             listener,
             graceful.clone(),
-            stop_rx.clone(),
+            down.clone(),
         )));
     }
     shutdown.await;
-    let _ = stop_tx.send(true);
+    down.stop.cancel();
     for l in loops {
         let _ = l.await;
     }
+    down.tasks.close();
     let drain = gw.snapshot().config.limits.drain_timeout;
     // The accept loops, the only other owners, have ended.
     if let Ok(graceful) = Arc::try_unwrap(graceful) {
         tracing::info!(?drain, "shutting down: draining requests in flight");
-        match tokio::time::timeout(drain, graceful.shutdown()).await {
+        let drained = async {
+            tokio::join!(graceful.shutdown(), down.tasks.wait());
+        };
+        match tokio::time::timeout(drain, drained).await {
             Ok(()) => tracing::info!("all connections drained"),
             Err(_) => tracing::warn!("drain timeout reached; closing the connections left"),
         }
@@ -105,19 +125,19 @@ async fn accept_loop(
     index: usize,
     listener: TcpListener,
     graceful: Arc<GracefulShutdown>,
-    mut stop: watch::Receiver<bool>,
+    down: Shutdown,
 ) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => connection(&gw, index, stream, peer, &graceful),
+                Ok((stream, peer)) => connection(&gw, index, stream, peer, &graceful, &down),
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = stop.changed() => return,
+            () = down.stop.cancelled() => return,
         }
     }
 }
@@ -128,11 +148,47 @@ fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     graceful: &GracefulShutdown,
+    down: &Shutdown,
 ) {
     let _ = stream.set_nodelay(true);
     let snap = gw.snapshot();
-    let limits = &snap.config.limits;
     let tls = snap.config.listeners.get(index).and_then(|l| l.tls.clone());
+    let header_timeout = snap.config.limits.header_read_timeout;
+    let conn = ConnInfo::new(peer.ip(), tls.is_some());
+    gw.metrics.connections_total.fetch_add(1, Relaxed);
+    gw.metrics.connections_open.fetch_add(1, Relaxed);
+    let watcher = graceful.watcher();
+    let gw = gw.clone();
+    match tls {
+        None => {
+            let stop = down.stop.clone();
+            down.tasks.spawn(async move {
+                crate::h1::serve(gw.clone(), stream, conn, stop, watcher).await;
+                gw.metrics.connections_open.fetch_sub(1, Relaxed);
+            });
+        }
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            down.tasks.spawn(async move {
+                match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_hyper(&gw, tls_stream, conn, watcher).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+                gw.metrics.connections_open.fetch_sub(1, Relaxed);
+            });
+        }
+    }
+}
+
+/// Serves a connection with hyper (HTTP/1.1 or HTTP/2, whichever the
+/// client speaks) until it closes or shutdown drains it.
+pub(crate) async fn serve_hyper<IO>(gw: &Arc<Gateway>, io: IO, conn: ConnInfo, watcher: Watcher)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let snap = gw.snapshot();
+    let limits = &snap.config.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -152,8 +208,6 @@ fn connection(
         // a vanished peer is noticed and its connection closed.
         .keep_alive_interval(Some(H2_PING_EVERY))
         .keep_alive_timeout(H2_PING_EVERY);
-    let header_timeout = limits.header_read_timeout;
-    let conn = ConnInfo::new(peer.ip(), tls.is_some());
     let gw2 = gw.clone();
     let service = service_fn(move |req| {
         let gw = gw2.clone();
@@ -167,37 +221,8 @@ fn connection(
             )
         }
     });
-    gw.metrics.connections_total.fetch_add(1, Relaxed);
-    gw.metrics.connections_open.fetch_add(1, Relaxed);
-    let metrics = gw.metrics.clone();
-    match tls {
-        None => {
-            let served = graceful.watch(
-                builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned(),
-            );
-            tokio::spawn(async move {
-                let _ = served.await;
-                metrics.connections_open.fetch_sub(1, Relaxed);
-            });
-        }
-        Some(tls) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => {
-                        let served = builder
-                            .serve_connection(TokioIo::new(tls_stream), service)
-                            .into_owned();
-                        let _ = watcher.watch(served).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-                metrics.connections_open.fetch_sub(1, Relaxed);
-            });
-        }
-    }
+    let served = builder
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
+    let _ = watcher.watch(served).await;
 }

@@ -7,6 +7,12 @@ mod ops;
 mod run;
 mod x402;
 
+/// mimalloc: a proxied request makes a handful of small allocations
+/// (header map, request id, path), and glibc's malloc spent about a
+/// thousand instructions a request on them (docs/BENCHMARKS.md §2).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -234,8 +234,10 @@ async fn bad_targets_and_sizes_400_413_414_431() {
         )
         .await;
     assert_problem(&gw, &fat, 431, "headers_too_large").await;
-    // Only the streamed chunked body reached the upstream, and it was cut off.
-    assert_eq!(up.requests(), 1);
+    // Only the streamed chunked body may have reached the upstream, cut
+    // off: whether its head went up depends on how much of it had arrived
+    // when the limit was crossed.
+    assert!(up.requests() <= 1, "{}", up.requests());
 }
 
 #[tokio::test]

@@ -119,7 +119,7 @@ fn request(
     headers.insert(header::HOST, upstream.host_header.clone());
     headers.insert(header::CONTENT_TYPE, APPLICATION_JSON.clone());
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    if let Some(v) = ctx.request_id_header.clone() {
+    if let Some(v) = ctx.request_id_value() {
         headers.insert(X_REQUEST_ID.clone(), v);
     }
     if provider.kind == ProviderKind::Anthropic {
