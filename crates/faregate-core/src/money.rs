@@ -173,22 +173,38 @@ impl Money {
 
     /// The amount alone as a decimal string, such as `"0.001"`.
     pub fn decimal_string(self) -> String {
-        let decimals = usize::from(self.currency.decimals);
-        let digits = format!("{:0>width$}", self.atomic, width = decimals + 1);
-        let (whole, frac) = digits.split_at(digits.len() - decimals);
+        self.decimal().as_str().to_owned()
+    }
+
+    /// [`decimal_string`](Self::decimal_string) without allocating.
+    pub fn decimal(self) -> Decimal {
+        let decimals = usize::from(self.currency.decimals).min(Decimal::MAX_DECIMALS);
+        // The digits, right-aligned and zero-padded to at least one whole digit.
+        let mut digits = [b'0'; Decimal::MAX_DECIMALS + 21];
+        let mut at = digits.len();
+        let mut n = self.atomic;
+        while n > 0 {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let start = at.min(digits.len() - decimals - 1);
+        let point = digits.len() - decimals;
+        let (whole, frac) = (&digits[start..point], &digits[point..]);
         // Keep cents visible for fiat-like currencies, trim the rest.
         let keep = decimals.min(2);
-        let trimmed = frac.trim_end_matches('0');
-        let frac = if trimmed.len() >= keep {
-            trimmed
-        } else {
-            &frac[..keep]
+        let trimmed = frac.len() - frac.iter().rev().take_while(|&&d| d == b'0').count();
+        let frac = &frac[..trimmed.max(keep)];
+        let mut out = Decimal {
+            buf: [0; Decimal::MAX_DECIMALS + 22],
+            len: 0,
         };
-        if frac.is_empty() {
-            whole.to_owned()
-        } else {
-            format!("{whole}.{frac}")
+        out.push(whole);
+        if !frac.is_empty() {
+            out.push(b".");
+            out.push(frac);
         }
+        out
     }
 
     /// Parses a decimal amount (no sign, no exponent) in `currency`.
@@ -257,7 +273,36 @@ impl FromStr for Money {
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.decimal_string(), self.currency)
+        write!(f, "{} {}", self.decimal().as_str(), self.currency)
+    }
+}
+
+/// An amount as a decimal string, held on the stack.
+#[derive(Clone, Copy)]
+pub struct Decimal {
+    buf: [u8; Decimal::MAX_DECIMALS + 22],
+    len: usize,
+}
+
+impl Decimal {
+    /// The most decimals a currency is written with.
+    const MAX_DECIMALS: usize = 24;
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and a point were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
+    }
+}
+
+impl fmt::Debug for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -404,6 +449,20 @@ mod tests {
         fn display_then_parse_is_identity(atomic in any::<u64>()) {
             let m = Money::from_atomic(atomic, Currency::USD);
             prop_assert_eq!(m.to_string().parse::<Money>().unwrap(), m);
+        }
+
+        #[test]
+        fn decimals_are_written_as_printf_would(atomic in any::<u64>(), decimals in 0u8..=18) {
+            let currency = Currency::new("TST", decimals);
+            let d = usize::from(decimals);
+            // The plain way: pad, split, trim to at least cents.
+            let digits = format!("{atomic:0>width$}", width = d + 1);
+            let (whole, frac) = digits.split_at(digits.len() - d);
+            let trimmed = frac.trim_end_matches('0');
+            let frac = if trimmed.len() >= d.min(2) { trimmed } else { &frac[..d.min(2)] };
+            let want = if frac.is_empty() { whole.to_owned() } else { format!("{whole}.{frac}") };
+            let got = Money::from_atomic(atomic, currency).decimal();
+            prop_assert_eq!(got.as_str(), want);
         }
     }
 }

@@ -48,7 +48,16 @@ pub(crate) async fn authorize<B>(
             .iter()
             .filter_map(|k| ctx.gw.rails.iter().find(|r| r.kind() == *k))
     };
-    let origin = ctx.origin();
+    // Absolute resource URLs are for per-request rails' offers; the
+    // account rails never read them, so their requests skip building one.
+    let origin = if kinds
+        .iter()
+        .all(|k| matches!(k, RailKind::Credits | RailKind::Plans))
+    {
+        String::new()
+    } else {
+        ctx.origin()
+    };
     let rail_req = RailRequest {
         request_id: &ctx.request_id,
         route: &route.name,

@@ -452,7 +452,12 @@ impl KeyTable {
     /// Looks up a presented key. Lookup is by the key's SHA-256, so the
     /// time it takes says nothing about how close a guess was.
     pub fn find(&self, presented: &str) -> Option<&Arc<ApiKey>> {
-        self.by_hash.get(&sha256(presented.as_bytes()))
+        self.find_hashed(&sha256(presented.as_bytes()))
+    }
+
+    /// Looks up a key by its SHA-256.
+    pub fn find_hashed(&self, hash: &[u8; 32]) -> Option<&Arc<ApiKey>> {
+        self.by_hash.get(hash)
     }
 
     /// How many keys there are.

@@ -38,10 +38,11 @@ use bytes::{Bytes, BytesMut};
 use faregate_core::{Problem, ProblemCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::gateway::Gateway;
 use crate::pipeline::ConnInfo;
+use crate::server::Stop;
 use codec::{Parsed, RequestHead};
 use io::{Deadline, Rewind, Timer};
 pub(crate) use pool::{Pool, Slot};
@@ -108,7 +109,7 @@ struct Conn {
     out: Vec<u8>,
     client_timer: Timer,
     upstream_timer: Timer,
-    stop: CancellationToken,
+    stop: Stop,
     stopped: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Whether any of the current response went out.
     responded: bool,
@@ -120,7 +121,7 @@ pub(crate) async fn serve(
     gw: Arc<Gateway>,
     io: TcpStream,
     info: ConnInfo,
-    stop: CancellationToken,
+    stop: Stop,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let mut conn = Conn {
@@ -132,7 +133,7 @@ pub(crate) async fn serve(
         out: Vec::new(),
         client_timer: Timer::new(),
         upstream_timer: Timer::new(),
-        stopped: Box::pin(stop.clone().cancelled_owned()),
+        stopped: Box::pin(stop.wait()),
         stop,
         responded: false,
     };

@@ -108,9 +108,11 @@ pub(crate) fn credentials(ctx: &mut Ctx, headers: &HeaderMap) -> Result<Caller, 
             key_header: None,
         });
     };
-    let key = match ctx.snap.config.keys.find(&presented) {
+    // Hashed once for both tables.
+    let hash = faregate_rails::key_hash(&presented);
+    let key = match ctx.snap.config.keys.find_hashed(&hash) {
         Some(key) => Some(key.clone()),
-        None => ctx.gw.keys.as_ref().and_then(|d| d.find(&presented)),
+        None => ctx.gw.keys.as_ref().and_then(|d| d.find_hashed(&hash)),
     };
     ctx.caller = key.as_ref().map(|k| k.id.clone());
     Ok(Caller {

@@ -18,9 +18,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
 use crate::body::ResponseBody;
@@ -68,11 +70,35 @@ pub async fn bind(gw: &Gateway) -> std::io::Result<Vec<TcpListener>> {
     Ok(out)
 }
 
+/// Tells the HTTP/1 data plane's connections to finish and close: a flag
+/// read once per request, and a token that wakes idle connections.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stop {
+    flag: Arc<AtomicBool>,
+    token: CancellationToken,
+}
+
+impl Stop {
+    fn stop(&self) {
+        self.flag.store(true, Relaxed);
+        self.token.cancel();
+    }
+
+    /// Whether shutdown has begun.
+    pub(crate) fn is_set(&self) -> bool {
+        self.flag.load(Relaxed)
+    }
+
+    /// Resolves when shutdown begins.
+    pub(crate) fn wait(&self) -> WaitForCancellationFutureOwned {
+        self.token.clone().cancelled_owned()
+    }
+}
+
 /// What every connection task shares to shut down together.
 #[derive(Clone)]
 struct Shutdown {
-    /// Tells the HTTP/1 data plane's connections to finish and close.
-    stop: CancellationToken,
+    stop: Stop,
     /// Every connection task, whichever side serves it.
     tasks: TaskTracker,
 }
@@ -86,7 +112,7 @@ pub async fn serve(
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
     let down = Shutdown {
-        stop: CancellationToken::new(),
+        stop: Stop::default(),
         tasks: TaskTracker::new(),
     };
     let mut loops = Vec::new();
@@ -100,7 +126,7 @@ pub async fn serve(
         )));
     }
     shutdown.await;
-    down.stop.cancel();
+    down.stop.stop();
     for l in loops {
         let _ = l.await;
     }
@@ -137,7 +163,7 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            () = down.stop.cancelled() => return,
+            () = down.stop.token.cancelled() => return,
         }
     }
 }

@@ -175,7 +175,7 @@ impl Credits {
             (
                 "faregate_ledger_rows_total",
                 "counter",
-                "Rows written by the batched writer: debit transactions, entries, balance upserts, usage records.",
+                "Rows written by the batched writer: debit transactions, entries, balance upserts, packed usage records.",
                 s.rows.load(Relaxed),
             ),
             (
@@ -363,8 +363,8 @@ fn balance_money(available: i128, price: Money) -> Money {
 }
 
 impl KeyDirectory for Credits {
-    fn find(&self, presented: &str) -> Option<Arc<ApiKey>> {
-        self.book.find_key(presented)
+    fn find_hashed(&self, hash: &[u8; 32]) -> Option<Arc<ApiKey>> {
+        self.book.find_key_hashed(hash)
     }
 
     fn account_budget(&self, account: &str) -> Option<Budget> {

@@ -63,8 +63,14 @@ impl ApiKey {
 /// Where the `identify` stage looks up presented keys beyond the config
 /// file's: an in-memory table, never a database round trip.
 pub trait KeyDirectory: Send + Sync + fmt::Debug + 'static {
+    /// The key whose SHA-256 is `hash` ([`key_hash`] of what was
+    /// presented), if it is known and not revoked.
+    fn find_hashed(&self, hash: &[u8; 32]) -> Option<Arc<ApiKey>>;
+
     /// The key `presented`, if it is known and not revoked.
-    fn find(&self, presented: &str) -> Option<Arc<ApiKey>>;
+    fn find(&self, presented: &str) -> Option<Arc<ApiKey>> {
+        self.find_hashed(&key_hash(presented))
+    }
 
     /// The LLM budget of account `account`, shared by all of its keys;
     /// `None` when it has none or the directory keeps no accounts. Read
@@ -72,6 +78,15 @@ pub trait KeyDirectory: Send + Sync + fmt::Debug + 'static {
     fn account_budget(&self, _account: &str) -> Option<Budget> {
         None
     }
+}
+
+/// The SHA-256 of a presented key: keys are stored, and looked up, only by
+/// it. A key has far more than 128 bits, so a fast hash is enough; looking
+/// up by hash also means the time a lookup takes says nothing about how
+/// close a guess was.
+pub fn key_hash(presented: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(presented.as_bytes()).into()
 }
 
 /// A boxed future, so rails can be trait objects.

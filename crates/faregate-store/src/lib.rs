@@ -24,6 +24,7 @@ mod migrate;
 pub mod notify;
 mod payments;
 mod sql;
+mod usage;
 
 use std::sync::Arc;
 
@@ -193,6 +194,9 @@ pub struct VerifyReport {
     /// `(transaction id, usage sum, debited)` where a batched debit does not
     /// equal the sum of the requests it carries.
     pub usage_mismatched: Vec<(String, i64, i64)>,
+    /// Transactions whose packed usage cannot be read back, or does not
+    /// match the count and total stored beside it.
+    pub usage_unreadable: Vec<String>,
 }
 
 impl VerifyReport {
@@ -203,6 +207,7 @@ impl VerifyReport {
             && self.mismatched.is_empty()
             && self.overdrawn.is_empty()
             && self.usage_mismatched.is_empty()
+            && self.usage_unreadable.is_empty()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Embedded migrations, run at start. Both backends get the same tables and
 //! columns (so the queries in `sql` serve both); only the auto-increment
-//! column type and the triggers that keep the ledger append-only differ.
+//! and binary column types and the triggers that keep the ledger
+//! append-only differ.
 
 /// Which database a migration is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,11 +234,46 @@ ALTER TABLE accounts ADD COLUMN budget_amount BIGINT NULL;
 ALTER TABLE accounts ADD COLUMN budget_period TEXT NULL;
 "#;
 
+/// Version 5: per-request charges packed a batch at a time (see
+/// `usage.rs`), one append-only row per debit instead of one per request.
+const TABLES_V5: &str = r#"
+CREATE TABLE usage_batches (
+    seq {SERIAL},
+    transaction_id TEXT NOT NULL REFERENCES ledger_transactions (id),
+    records BIGINT NOT NULL,
+    total BIGINT NOT NULL,
+    payload {BLOB} NOT NULL
+);
+CREATE INDEX usage_batches_transaction ON usage_batches (transaction_id);
+"#;
+
+const SQLITE_TRIGGERS_V5: &str = r#"
+CREATE TRIGGER usage_batches_no_update BEFORE UPDATE ON usage_batches
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER usage_batches_no_delete BEFORE DELETE ON usage_batches
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#;
+
+const POSTGRES_TRIGGERS_V5: &str = r#"
+CREATE TRIGGER usage_batches_append_only BEFORE UPDATE OR DELETE ON usage_batches
+    FOR EACH ROW EXECUTE FUNCTION faregate_append_only();
+"#;
+
 /// The numbered schema changes for `backend`, in order.
 pub(crate) fn migrations(backend: Backend) -> Vec<(i64, String)> {
-    let (serial, triggers) = match backend {
-        Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", SQLITE_TRIGGERS_V1),
-        Backend::Postgres => ("BIGSERIAL PRIMARY KEY", POSTGRES_TRIGGERS_V1),
+    let (serial, blob, triggers, triggers_v5) = match backend {
+        Backend::Sqlite => (
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "BLOB",
+            SQLITE_TRIGGERS_V1,
+            SQLITE_TRIGGERS_V5,
+        ),
+        Backend::Postgres => (
+            "BIGSERIAL PRIMARY KEY",
+            "BYTEA",
+            POSTGRES_TRIGGERS_V1,
+            POSTGRES_TRIGGERS_V5,
+        ),
     };
     vec![
         (
@@ -247,5 +283,14 @@ pub(crate) fn migrations(backend: Backend) -> Vec<(i64, String)> {
         (2, TABLES_V2.replace("{SERIAL}", serial)),
         (3, TABLES_V3.to_owned()),
         (4, TABLES_V4.to_owned()),
+        (
+            5,
+            format!(
+                "{}{triggers_v5}",
+                TABLES_V5
+                    .replace("{SERIAL}", serial)
+                    .replace("{BLOB}", blob)
+            ),
+        ),
     ]
 }

@@ -42,6 +42,10 @@ pub(crate) fn now_millis() -> i64 {
 #[derive(Debug)]
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
+    /// The batched writer's own connection: its page cache stays warm from
+    /// one flush to the next, where a pooled connection would re-read the
+    /// pages another one last wrote.
+    batch: SqlitePool,
 }
 
 impl SqliteStore {
@@ -59,13 +63,26 @@ impl SqliteStore {
             // An in-memory database lives as long as its one connection.
             pool = pool.idle_timeout(None).max_lifetime(None);
         }
-        let store = Self {
-            pool: pool.connect_with(options).await?,
+        let pool = pool.connect_with(options.clone()).await?;
+        let batch = if memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_lazy_with(options)
         };
+        let store = Self { pool, batch };
         store
             .migrate(&migrate::migrations(migrate::Backend::Sqlite), None)
             .await?;
         Ok(store)
+    }
+
+    /// Where batches of debits are written.
+    fn batch_pool(&self) -> &SqlitePool {
+        &self.batch
     }
 }
 
@@ -90,6 +107,12 @@ impl PgStore {
             )
             .await?;
         Ok(store)
+    }
+
+    /// Where batches of debits are written: any of the pool's connections
+    /// (the server keeps one cache for all of them).
+    fn batch_pool(&self) -> &PgPool {
+        &self.pool
     }
 }
 

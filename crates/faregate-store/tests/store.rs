@@ -77,6 +77,7 @@ on_every_store!(
     the_ledger_pages_and_filters,
     the_revision_moves_with_accounts_keys_and_money_in,
     usage_records_trace_a_batched_debit_to_its_requests,
+    usage_written_before_packing_is_read_and_verified_with_the_rest,
 );
 
 mod suite {
@@ -367,6 +368,80 @@ mod suite {
         let report = store.verify().await.unwrap();
         assert_eq!(report.usage_mismatched, vec![(short.id, 7, 5)]);
         let _ = url;
+    }
+
+    pub(super) async fn usage_written_before_packing_is_read_and_verified_with_the_rest(
+        store: Arc<dyn Store>,
+        url: &str,
+    ) {
+        store.create_account(&account("acct_o")).await.unwrap();
+        store.post(&top_up("acct_o", 100, "in")).await.unwrap();
+        let old = Transaction::debit("acct_o", usd(5), "old".into(), "batch:0".into(), 1).unwrap();
+        store
+            .post_batch(std::slice::from_ref(&old), &[])
+            .await
+            .unwrap();
+        // As schema version 4 wrote them: a row per request.
+        let direct = Direct { url };
+        for (n, amount) in [(1, 2), (2, 3)] {
+            direct
+                .execute(&format!(
+                    "INSERT INTO usage_records (transaction_id, reference, amount, created_at) \
+                     VALUES ('{}', 'req-old-{n}', {amount}, 1)",
+                    old.id
+                ))
+                .await
+                .unwrap();
+        }
+        let new = Transaction::debit("acct_o", usd(4), "new".into(), "batch:1".into(), 2).unwrap();
+        let usage = [UsageRecord {
+            transaction_id: new.id.clone(),
+            reference: "req-new".into(),
+            amount: 4,
+            created_at: 2,
+        }];
+        store
+            .post_batch(std::slice::from_ref(&new), &usage)
+            .await
+            .unwrap();
+        let customer = LedgerAccount::customer("acct_o");
+        let listed = store.usage(&customer, None, 10).await.unwrap();
+        let refs: Vec<_> = listed.iter().map(|(_, u)| u.reference.as_str()).collect();
+        assert_eq!(refs, ["req-new", "req-old-2", "req-old-1"]);
+        assert!(
+            listed.windows(2).all(|w| w[0].0 > w[1].0),
+            "cursors descend"
+        );
+        for (i, (cursor, _)) in listed.iter().enumerate() {
+            let rest = store.usage(&customer, Some(*cursor), 10).await.unwrap();
+            assert_eq!(rest, listed[i + 1..], "after cursor {cursor}");
+        }
+        assert_eq!(store.usage(&customer, None, 2).await.unwrap(), listed[..2]);
+        let report = store.verify().await.unwrap();
+        assert!(report.is_sound(), "{report:?}");
+        assert_eq!(report.usage, 3);
+        // Packed usage is as append-only as the rest.
+        assert!(direct.execute("DELETE FROM usage_batches").await.is_err());
+        assert!(
+            direct
+                .execute("UPDATE usage_batches SET total = 0")
+                .await
+                .is_err()
+        );
+        // A payload changed behind the store's back is found by verify.
+        let _ = direct
+            .execute("DROP TRIGGER IF EXISTS usage_batches_no_update")
+            .await;
+        let _ = direct
+            .execute("DROP TRIGGER IF EXISTS usage_batches_append_only ON usage_batches")
+            .await;
+        direct
+            .execute("UPDATE usage_batches SET records = 2")
+            .await
+            .unwrap();
+        let report = store.verify().await.unwrap();
+        assert_eq!(report.usage_unreadable, vec![new.id.clone()]);
+        assert!(!report.is_sound());
     }
 }
 

@@ -256,6 +256,9 @@ pub(crate) async fn ledger(store: StoreArgs, command: LedgerCommand) -> anyhow::
     for (tx, usage, debited) in &report.usage_mismatched {
         println!("USAGE       transaction {tx}: debits {debited} for requests summing to {usage}");
     }
+    for tx in &report.usage_unreadable {
+        println!("USAGE       transaction {tx}: its per-request records cannot be read back");
+    }
     if report.is_sound() {
         println!("ledger ok");
         Ok(ExitCode::SUCCESS)

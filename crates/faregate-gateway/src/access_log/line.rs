@@ -50,7 +50,13 @@ pub(super) fn write(out: &mut Vec<u8>, e: &Entry<'_>) {
     raw_string(out, e.decision);
     out.extend_from_slice(b",\"charge\":");
     match e.charge {
-        Some(m) => string(out, &m.to_string()),
+        Some(m) => {
+            out.push(b'"');
+            out.extend_from_slice(m.decimal().as_str().as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(m.currency().code().as_bytes());
+            out.push(b'"');
+        }
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(if e.complete {

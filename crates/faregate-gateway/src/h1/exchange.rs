@@ -156,7 +156,7 @@ impl Conn {
     /// Whether the connection may carry another request after this one,
     /// its body aside.
     pub(super) fn keeps_alive(&self, head: &RequestHead) -> bool {
-        head.keep_alive && !head.ambiguous && !self.stop.is_cancelled()
+        head.keep_alive && !head.ambiguous && !self.stop.is_set()
     }
 
     /// Drops an unread request body that is already buffered whole; false

@@ -210,7 +210,12 @@ impl Conn {
         };
         let mut pooled = true;
         loop {
-            let (mut stream, reused) = match slot.checkout().filter(|_| pooled) {
+            let warm = if pooled {
+                slot.checkout(ctx.started)
+            } else {
+                None
+            };
+            let (mut stream, reused) = match warm {
                 Some(stream) => (stream, true),
                 None => match slot.connect().await {
                     Ok(stream) => (stream, false),
@@ -402,7 +407,7 @@ impl Conn {
             .await;
         let complete = error.is_none();
         if complete && relayed.reusable && self.ubuf.is_empty() {
-            slot.checkin(up);
+            slot.checkin(up, ctx.started);
         }
         self.ubuf.clear();
         let flow = if complete && !close {

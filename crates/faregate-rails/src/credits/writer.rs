@@ -51,7 +51,7 @@ pub struct WriterStats {
     /// Requests' charges written (usage records).
     pub debits: AtomicU64,
     /// Rows written: debit transactions, their entries, balance upserts
-    /// and usage records.
+    /// and rows of packed usage records.
     pub rows: AtomicU64,
     /// Batches that failed and were kept to retry.
     pub failures: AtomicU64,
@@ -179,9 +179,9 @@ impl Writer {
                     .fetch_max(micros, Ordering::Relaxed);
                 let p = std::mem::take(&mut self.pending);
                 let txs = p.txs.len() as u64;
-                // A transaction row, two entries and a balance upsert per
-                // account, one revenue upsert, one usage row per request.
-                let rows = txs * 4 + 1 + p.usage.len() as u64;
+                // A transaction row, two entries, a balance upsert and a
+                // row of packed usage per account, one revenue upsert.
+                let rows = txs * 5 + 1;
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .debits

@@ -1,13 +1,14 @@
 //! The `Store` trait for both SQL stores, written once by a macro from the
 //! same SQL text (`$1` placeholders work on both backends).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use faregate_core::{Budget, Currency};
 use sqlx::{QueryBuilder, Row};
 
 use super::{CHUNK, PgStore, SqliteStore, compare_balances, corrupt, currency};
 use crate::ledger::{LedgerAccount, Transaction, TransactionRecord};
+use crate::usage;
 use crate::{
     Account, Balance, KeyRecord, LedgerQuery, Posted, Result, Store, UsageRecord, VerifyReport,
 };
@@ -104,7 +105,7 @@ macro_rules! sql_store {
                 for tx in txs {
                     tx.validate()?;
                 }
-                let mut db = self.pool.begin().await?;
+                let mut db = self.batch_pool().begin().await?;
                 let mut new: HashSet<String> = HashSet::with_capacity(txs.len());
                 for chunk in txs.chunks(CHUNK) {
                     let mut q = QueryBuilder::<$db>::new(
@@ -127,19 +128,29 @@ macro_rules! sql_store {
                 let fresh: Vec<&Transaction> =
                     txs.iter().filter(|t| new.contains(&t.id)).collect();
                 Self::write_entries(&mut db, &fresh).await?;
-                let usage: Vec<&UsageRecord> = usage
+                // Each new debit's requests, packed into rows of their own.
+                let mut by_tx: HashMap<&str, Vec<&UsageRecord>> = HashMap::new();
+                for u in usage.iter().filter(|u| new.contains(&u.transaction_id)) {
+                    by_tx.entry(u.transaction_id.as_str()).or_default().push(u);
+                }
+                let rows: Vec<(&str, i64, i64, Vec<u8>)> = by_tx
                     .iter()
-                    .filter(|u| new.contains(&u.transaction_id))
+                    .flat_map(|(tx, records)| {
+                        records.chunks(usage::MAX_PER_ROW).map(move |part| {
+                            let total = part.iter().map(|u| u.amount).sum::<i64>();
+                            (*tx, part.len() as i64, total, usage::encode(part.iter().copied()))
+                        })
+                    })
                     .collect();
-                for chunk in usage.chunks(CHUNK) {
+                for chunk in rows.chunks(CHUNK) {
                     let mut q = QueryBuilder::<$db>::new(
-                        "INSERT INTO usage_records (transaction_id, reference, amount, created_at) ",
+                        "INSERT INTO usage_batches (transaction_id, records, total, payload) ",
                     );
-                    q.push_values(chunk, |mut b, u| {
-                        b.push_bind(u.transaction_id.as_str())
-                            .push_bind(u.reference.as_str())
-                            .push_bind(u.amount)
-                            .push_bind(u.created_at);
+                    q.push_values(chunk, |mut b, (tx, records, total, payload)| {
+                        b.push_bind(*tx)
+                            .push_bind(*records)
+                            .push_bind(*total)
+                            .push_bind(payload.as_slice());
                     });
                     q.build().execute(&mut *db).await?;
                 }
@@ -153,7 +164,40 @@ macro_rules! sql_store {
                 before_seq: Option<i64>,
                 limit: u32,
             ) -> Result<Vec<(i64, UsageRecord)>> {
-                sqlx::query(
+                let limit = limit.clamp(1, 10_000) as usize;
+                let mut out = Vec::new();
+                // Packed records first: all are newer than the old rows.
+                if let Some((max_row, max_index)) = usage::rows_before(before_seq) {
+                    let rows = sqlx::query(
+                        "SELECT seq, transaction_id, payload FROM usage_batches \
+                         WHERE transaction_id IN \
+                             (SELECT transaction_id FROM ledger_entries WHERE account = $1) \
+                         AND seq <= $2 ORDER BY seq DESC LIMIT $3",
+                    )
+                    .bind(account.as_str())
+                    .bind(max_row)
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for row in &rows {
+                        let seq: i64 = row.try_get("seq")?;
+                        let tx: String = row.try_get("transaction_id")?;
+                        let payload: Vec<u8> = row.try_get("payload")?;
+                        let records = usage::decode(&tx, &payload)
+                            .ok_or_else(|| corrupt(format!("usage of {tx} cannot be read")))?;
+                        let upto = if seq == max_row { max_index } else { usize::MAX };
+                        for (i, record) in records.into_iter().enumerate().rev() {
+                            if i < upto && out.len() < limit {
+                                out.push((usage::cursor(seq, i), record));
+                            }
+                        }
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+                let before_old = before_seq.unwrap_or(i64::MAX).min(usage::CURSOR_BASE);
+                let old = sqlx::query(
                     "SELECT u.seq, u.transaction_id, u.reference, u.amount, u.created_at \
                      FROM usage_records u \
                      WHERE u.transaction_id IN \
@@ -161,13 +205,12 @@ macro_rules! sql_store {
                      AND u.seq < $2 ORDER BY u.seq DESC LIMIT $3",
                 )
                 .bind(account.as_str())
-                .bind(before_seq.unwrap_or(i64::MAX))
-                .bind(i64::from(limit.clamp(1, 10_000)))
+                .bind(before_old)
+                .bind((limit - out.len()) as i64)
                 .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok((
+                .await?;
+                for row in &old {
+                    out.push((
                         row.try_get("seq")?,
                         UsageRecord {
                             transaction_id: row.try_get("transaction_id")?,
@@ -175,9 +218,9 @@ macro_rules! sql_store {
                             amount: row.try_get("amount")?,
                             created_at: row.try_get("created_at")?,
                         },
-                    ))
-                })
-                .collect()
+                    ));
+                }
+                Ok(out)
             }
 
             async fn transaction_by_key(
@@ -300,23 +343,53 @@ macro_rules! sql_store {
                     sqlx::query_as("SELECT account, currency, balance FROM balances")
                         .fetch_all(&mut *db)
                         .await?;
-                report.usage = count(
-                    sqlx::query_scalar("SELECT COUNT(*) FROM usage_records")
-                        .fetch_one(&mut *db)
-                        .await?,
-                );
                 // A batched debit must equal the requests it carries.
-                report.usage_mismatched = sqlx::query_as(
-                    "SELECT u.transaction_id, u.total, COALESCE(-e.amount, 0) \
-                     FROM (SELECT transaction_id, CAST(SUM(amount) AS BIGINT) AS total \
-                           FROM usage_records GROUP BY transaction_id) u \
-                     LEFT JOIN ledger_entries e \
-                       ON e.transaction_id = u.transaction_id AND e.account LIKE 'customer:%' \
-                     WHERE e.amount IS NULL OR -e.amount <> u.total \
-                     ORDER BY u.transaction_id",
+                let mut usage_sums: BTreeMap<String, i64> = BTreeMap::new();
+                let old: Vec<(String, i64, i64)> = sqlx::query_as(
+                    "SELECT transaction_id, COUNT(*), CAST(SUM(amount) AS BIGINT) \
+                     FROM usage_records GROUP BY transaction_id",
                 )
                 .fetch_all(&mut *db)
                 .await?;
+                for (tx, n, total) in old {
+                    report.usage += count(n);
+                    *usage_sums.entry(tx).or_default() += total;
+                }
+                let packed: Vec<(String, i64, i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT transaction_id, records, total, payload FROM usage_batches",
+                )
+                .fetch_all(&mut *db)
+                .await?;
+                for (tx, records, total, payload) in packed {
+                    // The row's own count and total must be what it packs.
+                    let unpacked = usage::decode(&tx, &payload).filter(|r| {
+                        r.len() as i64 == records && r.iter().map(|u| u.amount).sum::<i64>() == total
+                    });
+                    match unpacked {
+                        Some(r) => {
+                            report.usage += r.len() as u64;
+                            *usage_sums.entry(tx).or_default() += total;
+                        }
+                        None => report.usage_unreadable.push(tx),
+                    }
+                }
+                let debited: BTreeMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+                    "SELECT transaction_id, CAST(-amount AS BIGINT) FROM ledger_entries \
+                     WHERE account LIKE 'customer:%' AND (\
+                         transaction_id IN (SELECT transaction_id FROM usage_records) \
+                         OR transaction_id IN (SELECT transaction_id FROM usage_batches))",
+                )
+                .fetch_all(&mut *db)
+                .await?
+                .into_iter()
+                .collect();
+                report.usage_mismatched = usage_sums
+                    .into_iter()
+                    .filter_map(|(tx, total)| {
+                        let debit = debited.get(&tx).copied().unwrap_or(0);
+                        (debit != total).then_some((tx, total, debit))
+                    })
+                    .collect();
                 db.commit().await?;
                 compare_balances(&mut report, cached, computed);
                 Ok(report)
