@@ -8,6 +8,7 @@
 mod budget;
 mod clock;
 mod decision;
+mod hash;
 mod money;
 mod plans;
 mod problem;
@@ -16,6 +17,7 @@ mod ratelimit;
 pub use budget::{Budget, BudgetError, BudgetPeriod, LlmLimits};
 pub use clock::{Clock, FakeClock, SystemClock, UnixNanos};
 pub use decision::{Challenge, ChargePolicy, Decision, Hold, Offer, RailKind};
+pub use hash::{Fnv1a, FnvBuild};
 pub use money::{Currency, Money, MoneyError, Price};
 pub use plans::{
     Admission, AnchorDay, CancelAt, Effect, Ending, Event, Grant, GroupUsage, INVOICE_TERMS_NANOS,

@@ -68,7 +68,7 @@ pub(crate) async fn authorize<B>(
         credential: &caller.credential,
         account: caller.key.as_ref().and_then(|k| k.account.as_deref()),
         price,
-        now: ctx.gw.clock.now(),
+        now: ctx.started_unix,
     };
     if let Some(rail) = rails().find(|r| r.accepts(&caller.credential)) {
         return rail.authorize(&rail_req).await;
@@ -115,7 +115,7 @@ fn key_problem(ctx: &Ctx, route: &Route, caller: &Caller) -> Option<Problem> {
     let Some(key) = &caller.key else {
         return Some(missing_or_invalid(caller));
     };
-    if key.expired(ctx.gw.clock.now()) {
+    if key.expired(ctx.started_unix) {
         return Some(Problem::new(
             ProblemCode::ExpiredApiKey,
             format!("key {} has expired", key.id),
@@ -152,7 +152,7 @@ fn rate_limit(ctx: &mut Ctx, route: &Route, caller: &Caller) -> Option<Problem> 
     let outcome = ctx
         .gw
         .limiter
-        .check(&limit.gcra, &route.name, who, ctx.gw.clock.now());
+        .check(&limit.gcra, &route.name, who, ctx.started_unix);
     let reset = outcome.reset_after.div_ceil(NANOS);
     ctx.rate = Some((limit.gcra.limit(), outcome.remaining, reset));
     if outcome.allowed {

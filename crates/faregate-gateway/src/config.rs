@@ -445,7 +445,8 @@ impl Route {
 /// API keys from the file, found by the SHA-256 of the key.
 #[derive(Debug, Default)]
 pub struct KeyTable {
-    by_hash: std::collections::HashMap<[u8; 32], Arc<ApiKey>>,
+    /// Digests are uniform, and come from the config: FNV.
+    by_hash: std::collections::HashMap<[u8; 32], Arc<ApiKey>, faregate_core::FnvBuild>,
 }
 
 impl KeyTable {

@@ -57,7 +57,7 @@ pub(crate) async fn forward(
 
     let snap = ctx.snap.clone();
     let state = &snap.routes[route.index];
-    let now = ctx.gw.clock.now();
+    let now = ctx.started_unix;
     let order = order(route, state, now);
     let mut last = all_down(state, now);
     for (attempt, &i) in order.iter().enumerate() {

@@ -55,6 +55,8 @@ pub(crate) struct Ctx {
     pub(crate) snap: Arc<Snapshot>,
     pub(crate) request_id: String,
     pub(crate) started: std::time::Instant,
+    /// When the request arrived, by the gateway's clock: the `now` of
+    /// every decision about it (expiry, rate limits, rails).
     pub(crate) started_unix: u64,
     pub(crate) method: Method,
     /// Normalized path, once `route` has checked it.

@@ -467,7 +467,6 @@ impl Credits {
             cell: cell.clone(),
             amount: charge,
             request_id: outcome.request_id.clone(),
-            at_ms: now_ms(),
         });
         Settlement {
             charged: Some(Money::from_atomic(charge, cell.currency)),

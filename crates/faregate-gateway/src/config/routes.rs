@@ -2,7 +2,6 @@
 //! longest first, then host, then method.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use http::Method;
@@ -45,7 +44,8 @@ impl HostMatch {
 pub struct RouteTable {
     routes: Vec<Arc<Route>>,
     hosts: Vec<HostMatch>,
-    exact: HashMap<String, Vec<usize>, BuildHasherDefault<Fnv1a>>,
+    /// Keyed by the config's paths only: FNV, not SipHash (`faregate_core::Fnv1a`).
+    exact: HashMap<String, Vec<usize>, faregate_core::FnvBuild>,
     /// `(prefix, route)`, longest prefix first.
     prefixes: Vec<(String, usize)>,
 }
@@ -123,30 +123,6 @@ impl RouteTable {
         } else {
             RouteMatch::NotFound
         }
-    }
-}
-
-/// FNV-1a for the exact-path map. Its keys come from the config only, so
-/// a caller's path can never add entries or lengthen a chain: the DoS
-/// resistance of SipHash buys nothing here, and costs on every request.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -104,7 +104,7 @@ impl Conn {
         }
         let snap = ctx.snap.clone();
         let state = &snap.routes[route.index];
-        let now = ctx.gw.clock.now();
+        let now = ctx.started_unix;
         let replayable = head.body == Framing::None;
         let many;
         let order: &[usize] = if route.upstreams.len() == 1 {

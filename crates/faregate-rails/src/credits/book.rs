@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use faregate_core::{Budget, Currency, UnixNanos};
+use faregate_core::{Budget, Currency, FnvBuild, UnixNanos};
 use faregate_store::KeyRecord;
 use parking_lot::{Mutex, RwLock};
 
@@ -108,9 +108,10 @@ impl AccountCell {
 pub(crate) struct Book {
     /// Every account, by position; never shrinks, so hold references stay valid.
     cells: RwLock<Vec<Arc<AccountCell>>>,
-    by_id: RwLock<HashMap<Arc<str>, Arc<AccountCell>>>,
+    /// Ids and digests come from the store, never from callers: FNV.
+    by_id: RwLock<HashMap<Arc<str>, Arc<AccountCell>, FnvBuild>>,
     /// Active keys by the SHA-256 of the key, swapped whole on change.
-    keys: ArcSwap<HashMap<[u8; 32], Arc<ApiKey>>>,
+    keys: ArcSwap<HashMap<[u8; 32], Arc<ApiKey>, FnvBuild>>,
 }
 
 impl Book {

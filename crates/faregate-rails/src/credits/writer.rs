@@ -29,7 +29,6 @@ pub(crate) struct Debit {
     pub(crate) cell: Arc<AccountCell>,
     pub(crate) amount: u64,
     pub(crate) request_id: String,
-    pub(crate) at_ms: i64,
 }
 
 /// What the rest of the process asks of the writer.
@@ -210,7 +209,9 @@ impl Writer {
     fn batch(&mut self, debits: Vec<Debit>) {
         self.batches += 1;
         let reference = format!("batch:{}:{}", self.node, self.batches);
-        let now = debits.last().map_or(0, |d| d.at_ms);
+        // Every charge of a batch is stamped with the batch's time: within
+        // a flush interval of its request, for one clock read per batch.
+        let now = super::now_ms();
         let mut by_account: BTreeMap<usize, (Arc<AccountCell>, u64, Vec<Debit>)> = BTreeMap::new();
         for d in debits {
             let entry = by_account
@@ -235,7 +236,7 @@ impl Writer {
                     transaction_id: tx.id.clone(),
                     reference: d.request_id,
                     amount: i64::try_from(d.amount).unwrap_or(i64::MAX),
-                    created_at: d.at_ms,
+                    created_at: now,
                 });
             }
             self.pending.txs.push(tx);

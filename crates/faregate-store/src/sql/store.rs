@@ -1,7 +1,7 @@
 //! The `Store` trait for both SQL stores, written once by a macro from the
 //! same SQL text (`$1` placeholders work on both backends).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use faregate_core::{Budget, Currency};
 use sqlx::{QueryBuilder, Row};
@@ -129,9 +129,15 @@ macro_rules! sql_store {
                     txs.iter().filter(|t| new.contains(&t.id)).collect();
                 Self::write_entries(&mut db, &fresh).await?;
                 // Each new debit's requests, packed into rows of their own.
-                let mut by_tx: HashMap<&str, Vec<&UsageRecord>> = HashMap::new();
-                for u in usage.iter().filter(|u| new.contains(&u.transaction_id)) {
-                    by_tx.entry(u.transaction_id.as_str()).or_default().push(u);
+                // They come grouped by debit: a list of groups, not a map.
+                let mut by_tx: Vec<(&str, Vec<&UsageRecord>)> = Vec::new();
+                for u in usage {
+                    let tx = u.transaction_id.as_str();
+                    match by_tx.iter_mut().rev().find(|(t, _)| *t == tx) {
+                        Some((_, records)) => records.push(u),
+                        None if new.contains(tx) => by_tx.push((tx, vec![u])),
+                        None => {}
+                    }
                 }
                 let rows: Vec<(&str, i64, i64, Vec<u8>)> = by_tx
                     .iter()
