@@ -4,6 +4,8 @@
 # Starts on 127.0.0.1 (free ports, temp dir):
 #   - an nginx upstream serving a ~40-byte JSON body at /bench/free and /bench/paid
 #   - nginx proxy_pass in front of it (upstream keepalive pool, HTTP/1.1)
+#   - the same nginx doing faregate's work too: forwarding headers, a request
+#     id both ways, a JSON access log (nginx-proxy-same.conf.tmpl)
 #   - faregate in front of it, access log on: a free route, a route for a
 #     config-file API key, and a paid route (an account's key, credit reserved
 #     in memory, debits written to a SQLite ledger by the batched writer)
@@ -14,6 +16,8 @@
 # Env:   WORKERS (1)       nginx worker_processes (upstream and proxy) and wrk threads
 #        CONNECTIONS (64)  wrk connections
 #        DURATION (10)     seconds measured per target (after a 2 s warm-up)
+#        ROUNDS (1)        rounds over every target, interleaved; the table
+#                          shows each target's median round
 #        FAREGATE_THREADS  faregate's tokio worker threads (default: WORKERS, to
 #                          match nginx; "auto" leaves tokio's default, one per CPU)
 #        FAREGATE_BIN      use this faregate binary instead of building one
@@ -23,6 +27,7 @@ set -euo pipefail
 WORKERS=${WORKERS:-1}
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-1}
 WARMUP=2
 FAREGATE_THREADS=${FAREGATE_THREADS:-$WORKERS}
 KEY=fg_test_benchbenchbenchbench01
@@ -147,11 +152,11 @@ mkdir -p "$TMP/upstream-tmp" "$TMP/proxy-tmp" "$OUT_DIR"
 log "temp dir: $TMP"
 
 # Free loopback ports, all held at once while picking so they are distinct.
-read -r UPSTREAM_PORT PROXY_PORT FAREGATE_PORT ADMIN_PORT < <(
+read -r UPSTREAM_PORT PROXY_PORT FAREGATE_PORT ADMIN_PORT SAME_PORT < <(
     python3 - <<'PY'
 import socket
 socks = []
-for _ in range(4):
+for _ in range(5):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -160,7 +165,7 @@ for s in socks:
     s.close()
 PY
 )
-[[ -n ${ADMIN_PORT:-} ]] || die "could not pick free ports"
+[[ -n ${SAME_PORT:-} ]] || die "could not pick free ports"
 log "ports: upstream=$UPSTREAM_PORT proxy=$PROXY_PORT faregate=$FAREGATE_PORT admin=$ADMIN_PORT"
 
 KEY_SHA256=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
@@ -172,12 +177,14 @@ render() { # template output
         -e "s|{{PROXY_PORT}}|$PROXY_PORT|g" \
         -e "s|{{FAREGATE_PORT}}|$FAREGATE_PORT|g" \
         -e "s|{{ADMIN_PORT}}|$ADMIN_PORT|g" \
+        -e "s|{{SAME_PORT}}|$SAME_PORT|g" \
         -e "s|{{KEY_SHA256}}|$KEY_SHA256|g" \
         "$1" >"$2"
     if grep -nE '\{\{[A-Z_]+\}\}' "$2" >&2; then die "unfilled placeholder in $2 (from $1)"; fi
 }
 render "$BENCH_DIR/nginx-upstream.conf.tmpl" "$TMP/upstream.conf"
 render "$BENCH_DIR/nginx-proxy.conf.tmpl" "$TMP/proxy.conf"
+render "$BENCH_DIR/nginx-proxy-same.conf.tmpl" "$TMP/same.conf"
 render "$BENCH_DIR/faregate.toml.tmpl" "$TMP/faregate.toml"
 
 # ---------------------------------------------------------------- start -----
@@ -205,6 +212,8 @@ start_nginx upstream
 wait_ready upstream "$UPSTREAM_PID" "http://127.0.0.1:$UPSTREAM_PORT/bench/free"
 start_nginx proxy
 wait_ready proxy "$PROXY_PID" "http://127.0.0.1:$PROXY_PORT/bench/free"
+start_nginx same
+wait_ready same "$SAME_PID" "http://127.0.0.1:$SAME_PORT/bench/free"
 
 "$FG" check-config "$TMP/faregate.toml" >"$TMP/faregate.check.log" 2>&1 ||
     die "faregate check-config rejected the generated config:
@@ -244,6 +253,7 @@ expect "upstream" 200 "http://127.0.0.1:$UPSTREAM_PORT/bench/free"
 expect "upstream paid path" 200 "http://127.0.0.1:$UPSTREAM_PORT/bench/paid"
 expect "upstream key path" 200 "http://127.0.0.1:$UPSTREAM_PORT/bench/key"
 expect "nginx proxy_pass" 200 "http://127.0.0.1:$PROXY_PORT/bench/free"
+expect "nginx proxy_pass, same work" 200 "http://127.0.0.1:$SAME_PORT/bench/free"
 expect "faregate free" 200 "http://127.0.0.1:$FAREGATE_PORT/bench/free"
 expect "faregate key route without key" 401 "http://127.0.0.1:$FAREGATE_PORT/bench/key"
 expect "faregate key route with key" 200 "http://127.0.0.1:$FAREGATE_PORT/bench/key" "${AUTH[@]}"
@@ -251,10 +261,11 @@ expect "faregate paid without key" 401 "http://127.0.0.1:$FAREGATE_PORT/bench/pa
 expect "faregate paid with the account's key" 200 "http://127.0.0.1:$FAREGATE_PORT/bench/paid" "${PAID_AUTH[@]}"
 
 # ---------------------------------------------------------------- load ------
-TARGETS=(upstream nginx faregate_free faregate_key faregate_paid)
+TARGETS=(upstream nginx nginx_same faregate_free faregate_key faregate_paid)
 declare -A LABEL=(
     [upstream]="upstream (direct)"
     [nginx]="nginx proxy_pass"
+    [nginx_same]="nginx proxy_pass, same work (forwarding headers, request id, access log)"
     [faregate_free]="faregate free route"
     [faregate_key]="faregate API-key route"
     [faregate_paid]="faregate paid route (credits + ledger)"
@@ -262,12 +273,14 @@ declare -A LABEL=(
 declare -A URL=(
     [upstream]="http://127.0.0.1:$UPSTREAM_PORT/bench/free"
     [nginx]="http://127.0.0.1:$PROXY_PORT/bench/free"
+    [nginx_same]="http://127.0.0.1:$SAME_PORT/bench/free"
     [faregate_free]="http://127.0.0.1:$FAREGATE_PORT/bench/free"
     [faregate_key]="http://127.0.0.1:$FAREGATE_PORT/bench/key"
     [faregate_paid]="http://127.0.0.1:$FAREGATE_PORT/bench/paid"
 )
-declare -A PIDOF=([upstream]=$UPSTREAM_PID [nginx]=$PROXY_PID [faregate_free]=$FAREGATE_PID [faregate_key]=$FAREGATE_PID [faregate_paid]=$FAREGATE_PID)
-declare -A RPS P50 P99 NON2XX SOCKERR
+declare -A PIDOF=([upstream]=$UPSTREAM_PID [nginx]=$PROXY_PID [nginx_same]=$SAME_PID [faregate_free]=$FAREGATE_PID [faregate_key]=$FAREGATE_PID [faregate_paid]=$FAREGATE_PID)
+declare -A RPS P50 P99 NON2XX SOCKERR ROUND_RPS ROUND_P50 ROUND_P99
+LEDGER_DEBITS=0 LEDGER_BATCHES=0 LEDGER_ROWS=0
 
 # Prints: rps p50_ms p99_ms non2xx socket_errors (socket_errors last, may hold spaces)
 parse_wrk() {
@@ -292,8 +305,8 @@ parse_wrk() {
     }' "$1"
 }
 
-run_target() { # key
-    local t=$1 url=${URL[$1]} args=() out
+run_target() { # key round
+    local t=$1 round=$2 url=${URL[$1]} args=() out
     [[ $t == faregate_key ]] && args=("${AUTH[@]}")
     [[ $t == faregate_paid ]] && args=("${PAID_AUTH[@]}")
     kill -0 "${PIDOF[$t]}" 2>/dev/null || die "${LABEL[$t]}: its server is no longer running; see logs in $TMP"
@@ -301,17 +314,31 @@ run_target() { # key
     timeout $((WARMUP + 30)) wrk -t "$WORKERS" -c "$CONNECTIONS" -d "${WARMUP}s" "${args[@]}" "$url" \
         >"$TMP/wrk-$t-warmup.txt" 2>&1 || die "wrk warm-up failed for ${LABEL[$t]}: $(cat "$TMP/wrk-$t-warmup.txt")"
     log "${LABEL[$t]}: measuring ${DURATION}s"
-    out="$TMP/wrk-$t.txt"
+    out="$TMP/wrk-$t-$round.txt"
     [[ $t == faregate_paid ]] && ledger_metrics >"$TMP/ledger-before.txt"
     timeout $((DURATION + 60)) wrk -t "$WORKERS" -c "$CONNECTIONS" -d "${DURATION}s" --latency "${args[@]}" "$url" \
         >"$out" 2>&1 || die "wrk failed for ${LABEL[$t]}: $(cat "$out")"
-    [[ $t == faregate_paid ]] && sleep 0.2 && ledger_metrics >"$TMP/ledger-after.txt"
+    if [[ $t == faregate_paid ]]; then
+        sleep 0.2
+        ledger_metrics >"$TMP/ledger-after.txt"
+        local d0 b0 r0 d1 b1 r1
+        read -r d0 b0 r0 <"$TMP/ledger-before.txt"
+        read -r d1 b1 r1 <"$TMP/ledger-after.txt"
+        LEDGER_DEBITS=$((LEDGER_DEBITS + d1 - d0)) LEDGER_BATCHES=$((LEDGER_BATCHES + b1 - b0))
+        LEDGER_ROWS=$((LEDGER_ROWS + r1 - r0))
+    fi
     kill -0 "${PIDOF[$t]}" 2>/dev/null || die "${LABEL[$t]}: its server died under load; see logs in $TMP"
     local r p5 p9 n s
     read -r r p5 p9 n s < <(parse_wrk "$out") || die "cannot parse wrk output for ${LABEL[$t]}:
 $(cat "$out")"
-    RPS[$t]=$r P50[$t]=$p5 P99[$t]=$p9 NON2XX[$t]=$n SOCKERR[$t]=$s
-    log "${LABEL[$t]}: $r req/s, p50 ${p5} ms, p99 ${p9} ms"
+    ROUND_RPS[$t]+="$r " ROUND_P50[$t]+="$p5 " ROUND_P99[$t]+="$p9 "
+    NON2XX[$t]=$((${NON2XX[$t]:-0} + n))
+    [[ $s == none ]] || SOCKERR[$t]="$s"
+    log "${LABEL[$t]} (round $round/$ROUNDS): $r req/s, p50 ${p5} ms, p99 ${p9} ms"
+}
+
+median() { # numbers...
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 # Prints: debits batches rows (the ledger writer's counters)
@@ -323,11 +350,16 @@ ledger_metrics() {
         END { printf "%d %d %d\n", d, b, r }'
 }
 
-for t in "${TARGETS[@]}"; do run_target "$t"; done
-
-read -r d0 b0 r0 <"$TMP/ledger-before.txt"
-read -r d1 b1 r1 <"$TMP/ledger-after.txt"
-LEDGER_DEBITS=$((d1 - d0)) LEDGER_BATCHES=$((b1 - b0)) LEDGER_ROWS=$((r1 - r0))
+# Rounds interleave the targets, so that a slow minute of this shared
+# machine does not fall on one target only.
+for ((round = 1; round <= ROUNDS; round++)); do
+    for t in "${TARGETS[@]}"; do run_target "$t" "$round"; done
+done
+for t in "${TARGETS[@]}"; do
+    # shellcheck disable=SC2086 # word splitting of the lists is wanted
+    RPS[$t]=$(median ${ROUND_RPS[$t]}) P50[$t]=$(median ${ROUND_P50[$t]}) P99[$t]=$(median ${ROUND_P99[$t]})
+    SOCKERR[$t]=${SOCKERR[$t]:-none}
+done
 # The ledger must account for every paid request: verify it.
 fgcli ledger verify >"$TMP/ledger-verify.txt" 2>&1 || die "ledger verify failed: $(cat "$TMP/ledger-verify.txt")"
 
@@ -355,23 +387,24 @@ report="$TMP/report.md"
     echo "- commit: $commit"
     echo "- machine: $(nproc) CPUs, $cpu_model"
     echo "- load: \`wrk -t $WORKERS -c $CONNECTIONS -d ${DURATION}s --latency\`, after a ${WARMUP}s warm-up per target; everything on 127.0.0.1"
+    echo "- rounds: $ROUNDS, targets interleaved; each figure is the target's median round"
     echo "- processes (one machine): wrk $WORKERS thread(s); nginx upstream $WORKERS worker(s); nginx proxy $WORKERS worker(s); faregate $threads_desc tokio worker thread(s) + access-log thread"
     echo "- versions: $nginx_ver, $wrk_ver, $fg_ver"
     echo "- response: ${#BODY}-byte JSON from the upstream; paid route sends \`Authorization: Bearer <key>\`"
     echo
-    echo "| target | req/s | p50 ms | p99 ms | req/s ÷ nginx proxy_pass | added p99 vs upstream (ms) |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| target | req/s | p50 ms | p99 ms | req/s ÷ nginx proxy_pass | ÷ nginx, same work | added p99 vs upstream (ms) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     for t in "${TARGETS[@]}"; do
         awk -v name="${LABEL[$t]}" -v t="$t" -v rps="${RPS[$t]}" -v p50="${P50[$t]}" -v p99="${P99[$t]}" \
-            -v nrps="${RPS[nginx]}" -v up99="${P99[upstream]}" -v bad="${NON2XX[$t]}" 'BEGIN {
+            -v nrps="${RPS[nginx]}" -v srps="${RPS[nginx_same]}" -v up99="${P99[upstream]}" -v bad="${NON2XX[$t]}" 'BEGIN {
             flag = (bad + 0 > 0) ? " (!)" : ""
             added = (t == "upstream") ? "—" : sprintf("%+.2f", p99 - up99)
-            printf "| %s%s | %.0f | %.2f | %.2f | %.2f | %s |\n", name, flag, rps, p50, p99, rps / nrps, added
+            printf "| %s%s | %.0f | %.2f | %.2f | %.2f | %.2f | %s |\n", name, flag, rps, p50, p99, rps / nrps, rps / srps, added
         }'
     done
     echo
-    awk -v d="$LEDGER_DEBITS" -v b="$LEDGER_BATCHES" -v r="$LEDGER_ROWS" -v s="$DURATION" 'BEGIN {
-        printf "Paid route ledger (measured run only): %d debits in %d database transactions", d, b
+    awk -v d="$LEDGER_DEBITS" -v b="$LEDGER_BATCHES" -v r="$LEDGER_ROWS" -v s="$((DURATION * ROUNDS))" 'BEGIN {
+        printf "Paid route ledger (measured runs only): %d debits in %d database transactions", d, b
         if (d > 0) printf " = %.2f transactions per 1000 paid requests", b * 1000 / d
         printf "; %d ledger rows written = %.0f rows/s. `faregate ledger verify`: ok.\n\n", r, r / s
     }'
