@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
@@ -209,6 +209,8 @@ enum Source {
         tail: Option<Bytes>,
         /// Whether the upstream body has ended.
         ended: bool,
+        /// An upstream error that came after gathered bytes, returned next.
+        failed: Option<BoxError>,
     },
 }
 
@@ -250,6 +252,7 @@ impl ResponseBody {
                 rewrite: None,
                 tail: None,
                 ended: false,
+                failed: None,
             },
             sent: 0,
             finish: None,
@@ -329,8 +332,9 @@ impl Body for ResponseBody {
                 rewrite: Some(rewrite),
                 tail,
                 ended,
+                failed,
                 ..
-            } => poll_rewritten(body, idle, rewrite.as_mut(), tail, ended, cx),
+            } => poll_rewritten(body, idle, rewrite.as_mut(), tail, ended, failed, cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -356,7 +360,12 @@ impl Body for ResponseBody {
                 rewrite: None,
                 ..
             } => body.is_end_stream(),
-            Source::Upstream { ended, tail, .. } => *ended && tail.is_none(),
+            Source::Upstream {
+                ended,
+                tail,
+                failed,
+                ..
+            } => *ended && tail.is_none() && failed.is_none(),
         }
     }
 
@@ -375,30 +384,55 @@ impl Body for ResponseBody {
     }
 }
 
+/// Bytes of a rewritten stream gathered into one frame at most.
+const GATHER: usize = 64 * 1024;
+
 /// Polls an upstream body through its rewrite: chunks that rewrite to
-/// nothing are skipped, and the rewrite's last words follow the upstream's
-/// end as one more frame. Trailers are dropped (the tail must come last).
+/// nothing are skipped, the output of every chunk that has already arrived
+/// is gathered into one frame (an LLM stream's events, read together, go
+/// out in one write instead of one each), and the rewrite's last words
+/// follow the upstream's end. Trailers are dropped (the tail must come
+/// last). An upstream error after gathered bytes is returned on the next
+/// poll, so those bytes still go out.
 fn poll_rewritten(
     body: &mut Incoming,
     idle: &mut Idle,
     rewrite: &mut dyn Rewrite,
     tail: &mut Option<Bytes>,
     ended: &mut bool,
+    failed: &mut Option<BoxError>,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    if let Some(e) = failed.take() {
+        return Poll::Ready(Some(Err(e)));
+    }
+    let mut gathered = Gathered::default();
     let mut end = |ended: &mut bool, rewrite: &mut dyn Rewrite| {
         *ended = true;
         let last = rewrite.end();
         *tail = (!last.is_empty()).then_some(last);
     };
+    let send = |gathered: Gathered| Poll::Ready(Some(Ok(Frame::data(gathered.into_bytes()))));
     loop {
         if *ended {
-            return Poll::Ready(tail.take().map(|b| Ok(Frame::data(b))));
+            if let Some(last) = tail.take() {
+                gathered.push(last);
+            }
+            return if gathered.is_empty() {
+                Poll::Ready(None)
+            } else {
+                send(gathered)
+            };
         }
         match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Pending if !gathered.is_empty() => return send(gathered),
             Poll::Pending => {
                 ready!(idle.poll_expired(cx));
                 return Poll::Ready(Some(Err(BodyError::Idle(idle.timeout).into())));
+            }
+            Poll::Ready(Some(Err(e))) if !gathered.is_empty() => {
+                *failed = Some(e.into());
+                return send(gathered);
             }
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => end(ended, rewrite),
@@ -408,12 +442,64 @@ fn poll_rewritten(
                 if body.is_end_stream() {
                     end(ended, rewrite);
                 }
-                if let Ok(out) = out
-                    && !out.is_empty()
-                {
-                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                if let Ok(out) = out {
+                    gathered.push(out);
+                }
+                if gathered.len() >= GATHER {
+                    return send(gathered);
                 }
             }
+        }
+    }
+}
+
+/// Bytes gathered for one frame: the first chunk is kept as it came, and
+/// copied only when a second joins it.
+#[derive(Debug, Default)]
+enum Gathered {
+    #[default]
+    Nothing,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Gathered {
+    fn push(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        *self = match std::mem::take(self) {
+            Gathered::Nothing => Gathered::One(bytes),
+            Gathered::One(first) => {
+                let mut many = BytesMut::with_capacity(first.len() + bytes.len());
+                many.extend_from_slice(&first);
+                many.extend_from_slice(&bytes);
+                Gathered::Many(many)
+            }
+            Gathered::Many(mut many) => {
+                many.extend_from_slice(&bytes);
+                Gathered::Many(many)
+            }
+        };
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Gathered::Nothing => 0,
+            Gathered::One(b) => b.len(),
+            Gathered::Many(m) => m.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Gathered::Nothing => Bytes::new(),
+            Gathered::One(b) => b,
+            Gathered::Many(m) => m.freeze(),
         }
     }
 }

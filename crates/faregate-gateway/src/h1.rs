@@ -213,7 +213,7 @@ impl Conn {
                 });
             }
             let (deadline, idle) = match head_deadline {
-                Some(at) => (Deadline::At(at), false),
+                Some(at) => (Deadline::At(at, limits.header_read_timeout), false),
                 None => (Deadline::After(KEEPALIVE_TIMEOUT), true),
             };
             match self.fill(deadline, idle).await {

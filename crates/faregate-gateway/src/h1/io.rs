@@ -11,29 +11,38 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+/// The most a wait may give up after its deadline.
+const MAX_SLACK: Duration = Duration::from_secs(1);
+
 /// When a wait gives up.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Deadline {
     /// This long after the wait starts to block.
     After(Duration),
-    /// At this instant, whenever the wait started.
-    At(Instant),
+    /// At this instant, whenever the wait started: the end of a timeout
+    /// this long.
+    At(Instant, Duration),
 }
 
-/// One timer per connection and direction, reset for each wait.
+/// One timer per connection and direction, reused by every wait.
 ///
-/// A wait that completes at once never touches the timer; a blocked wait
-/// arms it once. The deadlines of one timer mostly move forward, which
-/// tokio does without taking the timer wheel's lock.
+/// A wait that completes at once never touches the timer. A blocked wait
+/// needs it to fire at its deadline, or up to an eighth of its timeout (at
+/// most a second) later: the timer is re-armed only when it would fire
+/// before the deadline, or too late after it, and then to the latest time
+/// allowed. A connection whose waits follow each other closely re-arms
+/// about once a second, not once a wait.
 #[derive(Debug)]
 pub(super) struct Timer {
     sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
 }
 
 impl Timer {
     pub(super) fn new() -> Self {
         Self {
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            armed: None,
         }
     }
 
@@ -51,13 +60,23 @@ impl Timer {
             }
             if !armed {
                 armed = true;
-                let at = match deadline {
-                    Deadline::After(d) => Instant::now() + d,
-                    Deadline::At(at) => at,
+                let (at, slack) = match deadline {
+                    Deadline::After(d) => (Instant::now() + d, d / 8),
+                    Deadline::At(at, timeout) => (at, timeout / 8),
                 };
-                self.sleep.as_mut().reset(at);
+                let slack = slack.min(MAX_SLACK);
+                match self.armed {
+                    Some(t) if t >= at && t <= at + slack => {}
+                    _ => {
+                        self.sleep.as_mut().reset(at + slack);
+                        self.armed = Some(at + slack);
+                    }
+                }
             }
-            self.sleep.as_mut().poll(cx).map(|()| None)
+            self.sleep.as_mut().poll(cx).map(|()| {
+                self.armed = None;
+                None
+            })
         })
         .await
     }

@@ -244,7 +244,14 @@ impl Conn {
                     return Sent::Failed(problem, BodyState::Broken, why);
                 }
             }
-            let first_byte = Instant::now() + route.limits.first_byte_timeout;
+            // Counted from the end of the upload: for a request with no
+            // body that is its arrival, a clock read the request made already.
+            let uploaded = match head.body {
+                Framing::None => Instant::from_std(ctx.started),
+                _ => Instant::now(),
+            };
+            let timeout = route.limits.first_byte_timeout;
+            let first_byte = Deadline::At(uploaded + timeout, timeout);
             match self.response_head(&mut stream, &added, first_byte).await {
                 Ok(relayed) => return Sent::Response(stream, relayed),
                 Err(NoHead::Closed) if reused && replayable => pooled = false,
@@ -344,7 +351,7 @@ impl Conn {
         &mut self,
         up: &mut TcpStream,
         added: &Added<'_>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Relayed, NoHead> {
         self.ubuf.clear();
         loop {
@@ -369,7 +376,7 @@ impl Conn {
                     Head::Invalid(why) => return Err(NoHead::Failed(broken(), why.into())),
                 }
             }
-            match self.fill_upstream(up, Deadline::At(deadline)).await {
+            match self.fill_upstream(up, deadline).await {
                 Fill::Data => {}
                 Fill::TimedOut => {
                     let problem = Problem::new(
