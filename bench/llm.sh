@@ -31,6 +31,8 @@
 #        LITELLM_WORKERS       LiteLLM's worker processes (default: one per CPU,
 #                              LiteLLM's advice for a VM)
 #        DOUBLE_THREADS (1)    the provider double's threads
+#        FLUSH_INTERVAL (10ms) faregate's [store] flush_interval: how often its
+#                              charges are committed (and fsynced) to SQLite
 #        FAREGATE_BIN          use this faregate binary instead of building one
 #        KEEP_TMP=1            keep the temp dir (configs, logs, raw wrk output)
 set -euo pipefail
@@ -180,6 +182,7 @@ render() { # template output
         -e "s|{{ADMIN_PORT}}|$ADMIN_PORT|g" \
         -e "s|{{ADMIN_TOKEN}}|$ADMIN_TOKEN|g" \
         -e "s|{{REDIS_PORT}}|$REDIS_PORT|g" \
+        -e "s|{{FLUSH_INTERVAL}}|${FLUSH_INTERVAL:-10ms}|g" \
         -e "s|{{LITELLM_MASTER_KEY}}|$LITELLM_MASTER_KEY|g" \
         "$1" >"$2"
     if grep -nE '\{\{[A-Z_]+\}\}' "$2" >&2; then die "unfilled placeholder in $2 (from $1)"; fi
@@ -428,7 +431,7 @@ report="$TMP/report.md"
     echo "- machine: $NCPU CPUs ($cpu_model); wrk, the double and both proxies share them"
     echo "- load: \`wrk -t 1 -c N -d ${DURATION}s --latency -s bench/llm/chat.lua\` after a ${WARMUP}s warm-up per run, POST /v1/chat/completions, max_tokens 16 (16 output tokens), plain or \`\"stream\": true\` (18 SSE chunks + [DONE]); every response checked (200 and a complete body)"
     echo "- provider double: \`faregate --threads $DOUBLE_THREADS llm-double\`, token delay 0"
-    echo "- faregate: $fg_ver, \`--threads $FAREGATE_THREADS\`, access log on; account credit + key budget (1000 USD/day) + account budget (10000 USD/month), SQLite ledger"
+    echo "- faregate: $fg_ver, \`--threads $FAREGATE_THREADS\`, access log on; account credit + key budget (1000 USD/day) + account budget (10000 USD/month), SQLite ledger, charges committed every ${FLUSH_INTERVAL:-10ms}"
     echo "- LiteLLM: $LITELLM_VERSION (Python $py_ver, uvicorn $uvicorn_ver), \`--num_workers $LITELLM_WORKERS\`, LITELLM_MODE=PRODUCTION, LITELLM_LOG=ERROR; master key; deployment budget (1000 USD/1d) + provider budget (10000 USD/30d) in Redis $redis_ver; no database (see docs/BENCHMARKS.md)"
     echo "- wrk: $wrk_ver"
     for s in 0 1; do
