@@ -154,26 +154,13 @@ pub(crate) async fn forward(
                 }
                 if failure.connect {
                     mark_down(route, state, i, now);
-                    last = if failure.timed_out {
-                        Problem::new(
-                            ProblemCode::UpstreamTimeout,
-                            "connecting to the upstream timed out",
-                        )
-                    } else {
-                        Problem::new(
-                            ProblemCode::UpstreamUnreachable,
-                            "the upstream refused the connection",
-                        )
-                    };
+                    last = connect_failed(failure.timed_out);
                     if replayable {
                         continue;
                     }
                     return Err(last);
                 }
-                return Err(Problem::new(
-                    ProblemCode::UpstreamUnreachable,
-                    "the upstream broke the connection or sent an invalid response",
-                ));
+                return Err(broken());
             }
         }
     }
@@ -294,6 +281,29 @@ pub(crate) fn rest_of<'a>(route: &Route, path: &'a str) -> &'a str {
             .unwrap_or(path),
         None => path,
     }
+}
+
+/// The answer when no connection to the upstream could be made.
+pub(crate) fn connect_failed(timed_out: bool) -> Problem {
+    if timed_out {
+        Problem::new(
+            ProblemCode::UpstreamTimeout,
+            "connecting to the upstream timed out",
+        )
+    } else {
+        Problem::new(
+            ProblemCode::UpstreamUnreachable,
+            "the upstream refused the connection",
+        )
+    }
+}
+
+/// The answer when the upstream broke the exchange off or answered garbage.
+pub(crate) fn broken() -> Problem {
+    Problem::new(
+        ProblemCode::UpstreamUnreachable,
+        "the upstream broke the connection or sent an invalid response",
+    )
 }
 
 pub(crate) fn too_large(limit: u64) -> Problem {

@@ -219,7 +219,10 @@ impl Conn {
                 Some(stream) => (stream, true),
                 None => match slot.connect().await {
                     Ok(stream) => (stream, false),
-                    Err(e) => return Sent::Unreachable(connect_problem(&e)),
+                    Err(e) => {
+                        let timed_out = e.kind() == std::io::ErrorKind::TimedOut;
+                        return Sent::Unreachable(forward::connect_failed(timed_out));
+                    }
                 },
             };
             self.out.clear();
@@ -231,7 +234,7 @@ impl Conn {
                     continue;
                 }
                 Err(Upload::Upstream(why)) => {
-                    return Sent::Failed(broken(), body_state(head, false), why);
+                    return Sent::Failed(forward::broken(), body_state(head, false), why);
                 }
                 Err(Upload::Caller(problem)) => {
                     let why = problem.detail.clone();
@@ -257,7 +260,7 @@ impl Conn {
                 Err(NoHead::Closed) if reused && replayable => pooled = false,
                 Err(NoHead::Closed) => {
                     let why = "closed the connection without answering".to_owned();
-                    return Sent::Failed(broken(), body_state(head, true), why);
+                    return Sent::Failed(forward::broken(), body_state(head, true), why);
                 }
                 Err(NoHead::Failed(problem, why)) => {
                     return Sent::Failed(problem, body_state(head, true), why);
@@ -368,12 +371,14 @@ impl Conn {
                     }
                     Head::Partial if self.ubuf.len() > MAX_RESPONSE_HEAD => {
                         return Err(NoHead::Failed(
-                            broken(),
+                            forward::broken(),
                             "its response head is too large".into(),
                         ));
                     }
                     Head::Partial => {}
-                    Head::Invalid(why) => return Err(NoHead::Failed(broken(), why.into())),
+                    Head::Invalid(why) => {
+                        return Err(NoHead::Failed(forward::broken(), why.into()));
+                    }
                 }
             }
             match self.fill_upstream(up, deadline).await {
@@ -389,7 +394,7 @@ impl Conn {
                 _ if self.ubuf.is_empty() => return Err(NoHead::Closed),
                 _ => {
                     let why = "it closed during its response head".into();
-                    return Err(NoHead::Failed(broken(), why));
+                    return Err(NoHead::Failed(forward::broken(), why));
                 }
             }
         }
@@ -553,26 +558,5 @@ fn body_state(head: &RequestHead, uploaded: bool) -> BodyState {
         (Framing::None, _) => BodyState::Read,
         (_, true) => BodyState::Read,
         (_, false) => BodyState::Broken,
-    }
-}
-
-fn broken() -> Problem {
-    Problem::new(
-        ProblemCode::UpstreamUnreachable,
-        "the upstream broke the connection or sent an invalid response",
-    )
-}
-
-fn connect_problem(e: &std::io::Error) -> Problem {
-    if e.kind() == std::io::ErrorKind::TimedOut {
-        Problem::new(
-            ProblemCode::UpstreamTimeout,
-            "connecting to the upstream timed out",
-        )
-    } else {
-        Problem::new(
-            ProblemCode::UpstreamUnreachable,
-            "the upstream refused the connection",
-        )
     }
 }
