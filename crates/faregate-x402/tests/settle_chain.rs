@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, B256, U256, hex};
@@ -14,8 +15,10 @@ use faregate_x402::reason;
 use faregate_x402::settle::{ChainConfig, ChainSettler, Settler};
 use faregate_x402::verify::{ParsedAuthorization, verify_exact};
 use faregate_x402::wire::FacilitatorRequest;
-use serde_json::json;
+use serde_json::{Value, json};
 use support::anvil::{self, Anvil};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 
 sol! {
     function mint(address to, uint256 v) external;
@@ -29,7 +32,7 @@ const VALUE: u64 = 10_000;
 
 /// A chain with the token installed and the payer funded.
 struct Chain {
-    anvil: Anvil,
+    anvil: Arc<Anvil>,
     token: Address,
     payee: Address,
 }
@@ -46,15 +49,20 @@ impl Chain {
         .abi_encode();
         anvil.transact(anvil::account(0), Some(token), &data).await;
         Some(Self {
-            anvil,
+            anvil: Arc::new(anvil),
             token,
             payee: anvil::account(2),
         })
     }
 
     fn settler(&self, confirmations: u64, timeout: Duration) -> ChainSettler {
+        self.settler_at(&self.anvil.url, confirmations, timeout)
+    }
+
+    /// A settler whose JSON-RPC is `url` (a [`Relay`] to this chain).
+    fn settler_at(&self, url: &str, confirmations: u64, timeout: Duration) -> ChainSettler {
         ChainSettler::new(ChainConfig {
-            rpc_url: self.anvil.url.clone(),
+            rpc_url: url.to_owned(),
             network: support::NETWORK.into(),
             signer_key: format!("0x{}", anvil::KEYS[0]),
             confirmations,
@@ -115,6 +123,227 @@ impl Chain {
         let receipt = self.anvil.receipt(tx).await.expect("a receipt");
         receipt["status"].as_str().unwrap().to_owned()
     }
+}
+
+/// A JSON-RPC relay to anvil that records the method of every call and,
+/// when `without_sync`, answers `eth_sendRawTransactionSync` as a node
+/// that lacks it (`-32601`).
+struct Relay {
+    url: String,
+    methods: Arc<parking_lot::Mutex<Vec<String>>>,
+}
+
+impl Relay {
+    async fn start(anvil: Arc<Anvil>, without_sync: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let methods = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let seen = methods.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (anvil, seen) = (anvil.clone(), seen.clone());
+                tokio::spawn(async move {
+                    Self::serve(stream, &anvil, &seen, without_sync).await;
+                });
+            }
+        });
+        Self { url, methods }
+    }
+
+    /// Answers the calls on one kept-alive connection.
+    async fn serve(
+        mut stream: TcpStream,
+        anvil: &Anvil,
+        seen: &parking_lot::Mutex<Vec<String>>,
+        without_sync: bool,
+    ) {
+        let mut buf = Vec::new();
+        while let Some(body) = read_body(&mut stream, &mut buf).await {
+            let call: Value = serde_json::from_slice(&body).unwrap();
+            let method = call["method"].as_str().unwrap().to_owned();
+            seen.lock().push(method.clone());
+            let answer = if without_sync && method == "eth_sendRawTransactionSync" {
+                json!({"code": -32601, "message": "the method eth_sendRawTransactionSync does not exist/is not available"})
+            } else {
+                match anvil.rpc(&method, call["params"].clone()).await {
+                    Ok(result) => json!({"jsonrpc": "2.0", "id": call["id"], "result": result}),
+                    Err(error) => json!({
+                        "jsonrpc": "2.0", "id": call["id"],
+                        "error": serde_json::from_str::<Value>(&error).unwrap(),
+                    }),
+                }
+            };
+            let answer = if answer.get("code").is_some() {
+                json!({"jsonrpc": "2.0", "id": call["id"], "error": answer})
+            } else {
+                answer
+            }
+            .to_string();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                answer.len()
+            );
+            if stream.write_all(head.as_bytes()).await.is_err()
+                || stream.write_all(answer.as_bytes()).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// The methods called since the last take.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.methods.lock())
+    }
+}
+
+/// The body of the next request on `stream` (`content-length` framed);
+/// `buf` keeps what was read past it.
+async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[head_end..head_end + length].to_vec();
+    buf.drain(..head_end + length);
+    Some(body)
+}
+
+fn count(methods: &[String], method: &str) -> usize {
+    methods.iter().filter(|m| *m == method).count()
+}
+
+#[tokio::test]
+async fn a_node_that_sends_synchronously_is_not_polled_and_fees_are_read_once_a_second() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let relay = Relay::start(chain.anvil.clone(), false).await;
+    let settler = chain.settler_at(&relay.url, 1, Duration::from_secs(10));
+    let first = settler.settle(&chain.payment(VALUE, 40)).await;
+    assert!(first.success, "{first:?}");
+    let methods = relay.take();
+    assert_eq!(
+        count(&methods, "eth_sendRawTransactionSync"),
+        1,
+        "{methods:?}"
+    );
+    assert_eq!(
+        count(&methods, "eth_getTransactionReceipt"),
+        0,
+        "{methods:?}"
+    );
+    assert_eq!(count(&methods, "eth_sendRawTransaction"), 0, "{methods:?}");
+
+    // The next one, within the second: the gas estimate and the send only.
+    let payee_before = chain.balance(&settler, chain.payee).await;
+    relay.take();
+    let second = settler.settle(&chain.payment(VALUE, 41)).await;
+    assert!(second.success, "{second:?}");
+    assert_eq!(chain.receipt_status(&second.transaction).await, "0x1");
+    assert_eq!(
+        relay.take(),
+        ["eth_estimateGas", "eth_sendRawTransactionSync"],
+        "one call to price the transfer and one to send it"
+    );
+    assert_eq!(
+        chain.balance(&settler, chain.payee).await,
+        payee_before + U256::from(VALUE)
+    );
+}
+
+#[tokio::test]
+async fn a_node_without_the_sync_send_is_sent_to_and_polled() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let relay = Relay::start(chain.anvil.clone(), true).await;
+    let settler = chain.settler_at(&relay.url, 1, Duration::from_secs(10));
+    let first = settler.settle(&chain.payment(VALUE, 42)).await;
+    assert!(first.success, "{first:?}");
+    assert_eq!(chain.receipt_status(&first.transaction).await, "0x1");
+    let methods = relay.take();
+    assert_eq!(
+        count(&methods, "eth_sendRawTransactionSync"),
+        1,
+        "{methods:?}"
+    );
+    assert_eq!(count(&methods, "eth_sendRawTransaction"), 1, "{methods:?}");
+    assert!(
+        count(&methods, "eth_getTransactionReceipt") >= 1,
+        "{methods:?}"
+    );
+
+    // Told once: the sync send is not tried again.
+    let second = settler.settle(&chain.payment(VALUE, 43)).await;
+    assert!(second.success, "{second:?}");
+    let methods = relay.take();
+    assert_eq!(
+        count(&methods, "eth_sendRawTransactionSync"),
+        0,
+        "{methods:?}"
+    );
+    assert_eq!(count(&methods, "eth_sendRawTransaction"), 1, "{methods:?}");
+}
+
+#[tokio::test]
+async fn a_sync_send_cut_by_the_deadline_is_pending_and_the_retry_waits_for_it() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let settler = chain.settler(1, Duration::from_millis(800));
+    // Warm: the chain id checked, the nonce and fees read.
+    assert!(settler.settle(&chain.payment(VALUE, 44)).await.success);
+    chain
+        .anvil
+        .rpc("evm_setAutomine", json!([false]))
+        .await
+        .unwrap();
+    let req = chain.payment(VALUE, 45);
+    let started = Instant::now();
+    let pending = settler.settle(&req).await;
+    assert!(!pending.success, "{pending:?}");
+    assert_eq!(
+        pending.error_reason.as_deref(),
+        Some(reason::SETTLEMENT_PENDING),
+        "{pending:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!pending.transaction.is_empty(), "{pending:?}");
+    // The node had it all along: mined now, the retry finds it.
+    chain.anvil.rpc("evm_mine", json!([])).await.unwrap();
+    let retried = settler.settle(&req).await;
+    assert!(retried.success, "{retried:?}");
+    assert_eq!(retried.transaction, pending.transaction);
+    assert_eq!(chain.receipt_status(&retried.transaction).await, "0x1");
+    // The nonce, read again after the cut, leaves no gap.
+    chain
+        .anvil
+        .rpc("evm_setAutomine", json!([true]))
+        .await
+        .unwrap();
+    let next = settler.settle(&chain.payment(VALUE, 46)).await;
+    assert!(next.success, "{next:?}");
 }
 
 #[tokio::test]

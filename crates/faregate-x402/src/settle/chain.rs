@@ -77,6 +77,11 @@ pub struct ChainSettler {
     pub(super) unconfirmed: parking_lot::Mutex<
         std::collections::HashMap<(Address, alloy_primitives::B256), alloy_primitives::B256>,
     >,
+    /// Whether the node is still believed to take `eth_sendRawTransactionSync`
+    /// (EIP-7966); cleared the first time it says it does not.
+    pub(super) sync_send: std::sync::atomic::AtomicBool,
+    /// The last fees read (priority fee, base fee) and when.
+    pub(super) fees: parking_lot::Mutex<Option<(std::time::Instant, U256, U256)>>,
 }
 
 impl std::fmt::Debug for ChainSettler {
@@ -127,6 +132,8 @@ impl ChainSettler {
                 chain_checked: tokio::sync::OnceCell::new(),
                 next_nonce: parking_lot::Mutex::new(None),
                 unconfirmed: parking_lot::Mutex::default(),
+                sync_send: std::sync::atomic::AtomicBool::new(true),
+                fees: parking_lot::Mutex::new(None),
             }),
             _ => Err(format!(
                 "invalid chain settler configuration: {}",

@@ -205,18 +205,26 @@ impl Rpc {
         Ok(())
     }
 
+    /// `eth_sendRawTransactionSync` (EIP-7966): sends and waits for the
+    /// receipt, so that no receipt is polled for. Only the transaction is
+    /// passed: nodes differ on the optional wait parameter (anvil refuses
+    /// it), and the node's own wait is bounded by the caller.
+    pub(super) async fn send_raw_sync(&self, raw: &[u8]) -> Result<Receipt, RpcError> {
+        const METHOD: &str = "eth_sendRawTransactionSync";
+        let v = self
+            .call(METHOD, json!([hex::encode_prefixed(raw)]))
+            .await?;
+        receipt_of(METHOD, &v)?.ok_or_else(|| RpcError::Transport {
+            method: METHOD,
+            detail: "no receipt in the answer".into(),
+        })
+    }
+
     /// `eth_getTransactionReceipt`: the block and status once mined.
     pub(super) async fn receipt(&self, tx: B256) -> Result<Option<Receipt>, RpcError> {
         const METHOD: &str = "eth_getTransactionReceipt";
         let v = self.call(METHOD, json!([tx.to_string()])).await?;
-        if v.is_null() {
-            return Ok(None);
-        }
-        let field = |name: &str| quantity_u64(METHOD, v.get(name).unwrap_or(&Value::Null));
-        Ok(Some(Receipt {
-            block_number: field("blockNumber")?,
-            status: field("status")?,
-        }))
+        receipt_of(METHOD, &v)
     }
 
     /// `eth_blockNumber`.
@@ -224,6 +232,18 @@ impl Rpc {
         let v = self.call("eth_blockNumber", json!([])).await?;
         quantity_u64("eth_blockNumber", &v)
     }
+}
+
+/// A receipt object's block and status, or `None` for `null`.
+fn receipt_of(method: &'static str, v: &Value) -> Result<Option<Receipt>, RpcError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let field = |name: &str| quantity_u64(method, v.get(name).unwrap_or(&Value::Null));
+    Ok(Some(Receipt {
+        block_number: field("blockNumber")?,
+        status: field("status")?,
+    }))
 }
 
 /// The parts of a receipt settlement reads.

@@ -1,6 +1,9 @@
-//! The chain settler's pipeline: prepare (chain, payload, gas, fees),
-//! send (a local nonce, sign, `eth_sendRawTransaction`), confirm (receipt
-//! and confirmations), all within the settler's timeout.
+//! The chain settler's pipeline: prepare (chain, payload, gas, fees read
+//! at most once a [`FEES_FOR`]), send (a local nonce, sign, then
+//! `eth_sendRawTransactionSync` (EIP-7966), which answers with the
+//! receipt, or `eth_sendRawTransaction` on a node without it), confirm
+//! (receipt polls when the send did not bring one, and confirmations), all
+//! within the settler's timeout.
 //!
 //! The account nonce is kept in memory so concurrent settlements take
 //! consecutive nonces without asking the node each time; a send that
@@ -26,6 +29,19 @@ const NONCE_RETRIES: usize = 3;
 /// The wait before the second look for a receipt; it doubles up to the
 /// configured poll interval.
 const FIRST_POLL: Duration = Duration::from_millis(1);
+
+/// How long fees once read are used again. The fee cap is twice the base
+/// fee plus the tip: room for the base fee to rise for several blocks.
+const FEES_FOR: Duration = Duration::from_secs(1);
+
+/// The JSON-RPC code of a method the node does not have.
+const METHOD_NOT_FOUND: i64 = -32601;
+
+/// EIP-7966's code for a transaction sent whose receipt did not come in time.
+const SYNC_TIMEOUT: i64 = 4;
+
+/// The JSON-RPC code of an internal error.
+const INTERNAL_ERROR: i64 = -32603;
 
 /// Gas estimates are raised by 1/`GAS_MARGIN_DIVISOR` (20 %): the state
 /// can change between estimate and inclusion.
@@ -104,24 +120,27 @@ impl ChainSettler {
         };
         let key = (payment.from, payment.nonce);
         let known = self.unconfirmed.lock().get(&key).copied();
-        let tx = match known {
+        let (tx, sent_receipt) = match known {
             // Sent before and not confirmed then: wait for it.
-            Some(tx) => tx,
+            Some(tx) => (tx, None),
             None => {
                 let call = timeout_at(deadline, self.prepare(&payment))
                     .await
                     .map_err(|_| late())??;
-                let tx = self.send(call).await.inspect_err(|stop| {
+                let (tx, receipt) = self.send(call, deadline).await.inspect_err(|stop| {
                     // Sent, fate unknown: a retry waits for this one.
                     if let Some(tx) = stop.tx {
                         self.unconfirmed.lock().insert(key, tx);
                     }
                 })?;
                 self.unconfirmed.lock().insert(key, tx);
-                tx
+                (tx, receipt)
             }
         };
-        let receipt = self.confirm(tx, deadline).await?;
+        let receipt = match sent_receipt {
+            Some(r) if r.status != 1 || self.confirmations <= 1 => r,
+            _ => self.confirm(tx, deadline).await?,
+        };
         self.unconfirmed.lock().remove(&key);
         if receipt.status != 1 {
             let message = format!("the transfer reverted in block {}", receipt.block_number);
@@ -140,18 +159,16 @@ impl ChainSettler {
         let unexpected = |e: String| Stop::before_send(reason::UNEXPECTED_SETTLE_ERROR, e);
         self.check_chain().await.map_err(unexpected)?;
         let data = payment.transfer_calldata();
-        let (gas, tip, base_fee) = tokio::join!(
+        let (gas, fees) = tokio::join!(
             self.rpc.estimate_gas(self.address, payment.token, &data),
-            self.rpc.max_priority_fee(),
-            self.rpc.base_fee(),
+            self.fees(),
         );
         let gas = match gas {
             Ok(gas) => gas,
             Err(e @ RpcError::Node { .. }) => return Err(self.diagnose(payment, e).await),
             Err(e) => return Err(unexpected(e.to_string())),
         };
-        let tip = tip.map_err(|e| unexpected(e.to_string()))?;
-        let base_fee = base_fee.map_err(|e| unexpected(e.to_string()))?;
+        let (tip, base_fee) = fees.map_err(|e| unexpected(e.to_string()))?;
         Ok(Call {
             chain_id: self.chain_id,
             nonce: 0,
@@ -162,6 +179,49 @@ impl ChainSettler {
             to: payment.token,
             data,
         })
+    }
+
+    /// The priority fee and base fee: those read less than [`FEES_FOR`]
+    /// ago, or read now.
+    async fn fees(&self) -> Result<(U256, U256), RpcError> {
+        if let Some((at, tip, base)) = *self.fees.lock()
+            && at.elapsed() < FEES_FOR
+        {
+            return Ok((tip, base));
+        }
+        let (tip, base) = tokio::join!(self.rpc.max_priority_fee(), self.rpc.base_fee());
+        let (tip, base) = (tip?, base?);
+        *self.fees.lock() = Some((Instant::now(), tip, base));
+        Ok((tip, base))
+    }
+
+    /// Sends `raw`: what became of it when the node answered.
+    ///
+    /// A sync send that ends without a receipt is polled for by
+    /// [`Self::confirm`], which waits for it or answers
+    /// `settlement_pending` with the hash. When the node's own wait ran
+    /// out, it has the transaction; when the call failed or the deadline
+    /// came, it may not, and the kept nonce is read again.
+    async fn submit(&self, raw: &[u8], deadline: Deadline) -> Result<Sent, RpcError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.sync_send.load(Relaxed) {
+            let Ok(sent) = timeout_at(deadline, self.rpc.send_raw_sync(raw)).await else {
+                return Ok(Sent::Unsure);
+            };
+            match sent {
+                Ok(receipt) => return Ok(Sent::Mined(receipt)),
+                Err(RpcError::Node { code, message, .. }) if is_sync_timeout(code, &message) => {
+                    return Ok(Sent::Pooled);
+                }
+                Err(RpcError::Node { code, message, .. }) if lacks_method(code, &message) => {
+                    tracing::debug!(error = %message, "the node has no eth_sendRawTransactionSync");
+                    self.sync_send.store(false, Relaxed);
+                }
+                Err(RpcError::Transport { .. }) => return Ok(Sent::Unsure),
+                Err(e) => return Err(e),
+            }
+        }
+        self.rpc.send_raw(raw).await.map(|()| Sent::Pooled)
     }
 
     /// Why the transfer would revert: the authorization used, the balance
@@ -191,9 +251,14 @@ impl ChainSettler {
     }
 
     /// Takes a nonce, signs and sends `call`; returns its hash once the
-    /// node has it. A send whose fate is unknown (transport trouble) is
+    /// node has it, and its receipt when the node gave it with the send. A
+    /// send whose fate is unknown (transport trouble) is
     /// `settlement_pending` with the hash: it may yet be mined.
-    async fn send(&self, mut call: Call) -> Result<B256, Stop> {
+    async fn send(
+        &self,
+        mut call: Call,
+        deadline: Deadline,
+    ) -> Result<(B256, Option<Receipt>), Stop> {
         let unexpected = |e: String| Stop::before_send(reason::UNEXPECTED_SETTLE_ERROR, e);
         // Any way out but a sent transaction (an error, or this future
         // dropped mid-send) forgets the kept nonce: a nonce taken and not
@@ -205,9 +270,15 @@ impl ChainSettler {
                 .await
                 .map_err(|e| unexpected(e.to_string()))?;
             let signed = call.sign(&self.key).map_err(unexpected)?;
-            match self.rpc.send_raw(&signed.raw).await {
-                Ok(()) => {}
-                Err(RpcError::Node { message, .. }) if is_known(&message) => {}
+            let receipt = match self.submit(&signed.raw, deadline).await {
+                Ok(Sent::Mined(receipt)) => Some(receipt),
+                Ok(Sent::Pooled) => None,
+                Ok(Sent::Unsure) => {
+                    // Perhaps never sent: the next nonce is the node's count.
+                    self.forget_nonce();
+                    None
+                }
+                Err(RpcError::Node { message, .. }) if is_known(&message) => None,
                 Err(RpcError::Node { message, .. })
                     if is_nonce_taken(&message) && attempt < NONCE_RETRIES =>
                 {
@@ -224,9 +295,9 @@ impl ChainSettler {
                         tx: Some(signed.hash),
                     });
                 }
-            }
+            };
             unsent.0 = None;
-            return Ok(signed.hash);
+            return Ok((signed.hash, receipt));
         }
         Err(unexpected("no free account nonce after retries".into()))
     }
@@ -312,6 +383,34 @@ fn bump(next: &mut Option<u64>) -> Option<u64> {
     let nonce = (*next)?;
     *next = Some(nonce + 1);
     Some(nonce)
+}
+
+/// What became of a transaction handed to the node.
+enum Sent {
+    /// Mined: the sync send brought its receipt.
+    Mined(Receipt),
+    /// The node has it; the receipt is to be polled for.
+    Pooled,
+    /// The call ended without an answer: it may or may not have it.
+    Unsure,
+}
+
+/// Whether a node refusal says it has no such method.
+fn lacks_method(code: i64, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    code == METHOD_NOT_FOUND
+        || m.contains("method not found")
+        || m.contains("does not exist")
+        || m.contains("not supported")
+        || m.contains("not available")
+}
+
+/// Whether a sync send's error says the transaction was taken and its
+/// receipt did not come in time: EIP-7966's code 4, or (anvil) an internal
+/// error saying so.
+fn is_sync_timeout(code: i64, message: &str) -> bool {
+    code == SYNC_TIMEOUT
+        || (code == INTERNAL_ERROR && message.to_ascii_lowercase().contains("timeout"))
 }
 
 /// The node already has this very transaction.
