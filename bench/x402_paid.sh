@@ -27,6 +27,9 @@
 #                             1 matches uvicorn's single worker
 #        CHECK_CHAIN (true)   faregate reads the nonce state and balance before
 #                             forwarding, as the reference verify reads the chain
+#        GAS_LIMIT (500000)   faregate's x402.gas_limit: a fixed gas limit per
+#                             transfer, as the Python SDK's signer sends (its
+#                             _DEFAULT_TX_GAS_LIMIT); "estimate": estimate each one
 #        PY_VARIANTS          "facilitator:ecc ..." (empty: none; default
 #                             "inprocess:native inprocess:coincurve http:coincurve"):
 #                             inprocess = the SDK facilitator in the server process;
@@ -48,6 +51,7 @@ N_FAREGATE=${N_FAREGATE:-6000}
 N_PYTHON=${N_PYTHON:-800}
 FAREGATE_THREADS=${FAREGATE_THREADS:-1}
 CHECK_CHAIN=${CHECK_CHAIN:-true}
+GAS_LIMIT=${GAS_LIMIT:-500000}
 ANVIL_ARGS=${ANVIL_ARGS:-}
 RPC_COUNTS=${RPC_COUNTS:-0}
 PY_VARIANTS=${PY_VARIANTS-"inprocess:native inprocess:coincurve http:coincurve"}
@@ -79,6 +83,8 @@ done
 [[ $FAREGATE_THREADS == auto || $FAREGATE_THREADS =~ ^[1-9][0-9]*$ ]] ||
     die "FAREGATE_THREADS must be a positive integer or 'auto'"
 [[ $CHECK_CHAIN == true || $CHECK_CHAIN == false ]] || die "CHECK_CHAIN is true or false"
+[[ $GAS_LIMIT == estimate || $GAS_LIMIT =~ ^[1-9][0-9]*$ ]] || die "GAS_LIMIT is a positive integer or 'estimate'"
+if [[ $GAS_LIMIT == estimate ]]; then GAS_LIMIT_LINE=""; else GAS_LIMIT_LINE="gas_limit = $GAS_LIMIT"; fi
 for variant in $PY_VARIANTS; do
     [[ $variant =~ ^(inprocess|http):(native|coincurve)$ ]] ||
         die "PY_VARIANTS: '$variant' is not inprocess|http : native|coincurve"
@@ -193,7 +199,8 @@ render() { # template output
     sed -e "s|{{TMP}}|$TMP|g" -e "s|{{WORKERS}}|1|g" \
         -e "s|{{UPSTREAM_PORT}}|$UPSTREAM_PORT|g" -e "s|{{FAREGATE_PORT}}|$FAREGATE_PORT|g" \
         -e "s|{{ADMIN_PORT}}|$ADMIN_PORT|g" -e "s|{{ANVIL_PORT}}|$ANVIL_PORT|g" \
-        -e "s|{{PAY_TO}}|$PAY_TO|g" -e "s|{{CHECK_CHAIN}}|$CHECK_CHAIN|g" "$1" >"$2"
+        -e "s|{{PAY_TO}}|$PAY_TO|g" -e "s|{{CHECK_CHAIN}}|$CHECK_CHAIN|g" \
+        -e "s|{{GAS_LIMIT_LINE}}|$GAS_LIMIT_LINE|g" "$1" >"$2"
     if grep -nE '\{\{[A-Z_]+\}\}' "$2" >&2; then die "unfilled placeholder in $2 (from $1)"; fi
 }
 render "$BENCH_DIR/nginx-upstream.conf.tmpl" "$TMP/upstream.conf"
@@ -350,7 +357,7 @@ report="$TMP/report.md"
     echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown}; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- chain: anvil $("$ANVIL" --version 2>/dev/null | head -n 1 | awk '{ print $NF }') --chain-id 84532, mining: ${ANVIL_ARGS:-automine}, a fresh chain per server; token at $USDC; price $PRICE_UNITS units (0.01 USD)"
     echo "- load: bench/x402/drive.py (aiohttp), $CONCURRENCY requests in flight, up to ${DURATION}s per server, each payment pre-signed by the official client with its own nonce, after 10 warm-up payments"
-    echo "- faregate: $threads_desc worker thread(s), settlement = \"chain\", check_chain = $CHECK_CHAIN, upstream nginx; Python: uvicorn (uvloop, httptools), one worker"
+    echo "- faregate: $threads_desc worker thread(s), settlement = \"chain\", check_chain = $CHECK_CHAIN, gas limit: $GAS_LIMIT, upstream nginx; Python: uvicorn (uvloop, httptools), one worker"
     echo
     echo "| server | paid req/s | faregate ÷ this | paid | other outcomes | p50 ms | p99 ms | server CPU ms / paid | this ÷ faregate (server CPU / paid) | anvil CPU ms / paid | blocks | chain balance agrees |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"

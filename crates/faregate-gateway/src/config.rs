@@ -158,6 +158,8 @@ pub enum X402Settlement {
         signer_key: String,
         /// Blocks that must include the transfer, its own counted.
         confirmations: u64,
+        /// A fixed gas limit per transfer instead of an estimate.
+        gas_limit: Option<u64>,
     },
 }
 
@@ -168,11 +170,13 @@ impl fmt::Debug for X402Settlement {
             Self::Chain {
                 network,
                 confirmations,
+                gas_limit,
                 ..
             } => f
                 .debug_struct("Chain")
                 .field("network", network)
                 .field("confirmations", confirmations)
+                .field("gas_limit", gas_limit)
                 .finish_non_exhaustive(),
         }
     }

@@ -61,11 +61,22 @@ impl Chain {
 
     /// A settler whose JSON-RPC is `url` (a [`Relay`] to this chain).
     fn settler_at(&self, url: &str, confirmations: u64, timeout: Duration) -> ChainSettler {
+        self.settler_with(url, confirmations, None, timeout)
+    }
+
+    fn settler_with(
+        &self,
+        url: &str,
+        confirmations: u64,
+        gas_limit: Option<u64>,
+        timeout: Duration,
+    ) -> ChainSettler {
         ChainSettler::new(ChainConfig {
             rpc_url: url.to_owned(),
             network: support::NETWORK.into(),
             signer_key: format!("0x{}", anvil::KEYS[0]),
             confirmations,
+            gas_limit,
             timeout,
             poll_interval: Duration::from_millis(20),
         })
@@ -266,6 +277,55 @@ async fn a_node_that_sends_synchronously_is_not_polled_and_fees_are_read_once_a_
         chain.balance(&settler, chain.payee).await,
         payee_before + U256::from(VALUE)
     );
+}
+
+#[tokio::test]
+async fn a_fixed_gas_limit_sends_without_an_estimate_and_one_too_low_is_a_failed_transfer() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let relay = Relay::start(chain.anvil.clone(), false).await;
+    let settler = chain.settler_with(&relay.url, 1, Some(200_000), Duration::from_secs(10));
+    assert!(settler.settle(&chain.payment(VALUE, 50)).await.success);
+    let payee_before = chain.balance(&settler, chain.payee).await;
+    relay.take();
+    let settled = settler.settle(&chain.payment(VALUE, 51)).await;
+    assert!(settled.success, "{settled:?}");
+    assert_eq!(
+        relay.take(),
+        ["eth_sendRawTransactionSync"],
+        "the send alone"
+    );
+    assert_eq!(
+        chain.balance(&settler, chain.payee).await,
+        payee_before + U256::from(VALUE)
+    );
+
+    // Too little gas: the transfer runs out on chain, so the payment is
+    // not settled, and the authorization stays unused.
+    let starved = chain.settler_with(&chain.anvil.url, 1, Some(30_000), Duration::from_secs(10));
+    let req = chain.payment(VALUE, 52);
+    let failed = starved.settle(&req).await;
+    assert!(!failed.success, "{failed:?}");
+    assert_eq!(
+        failed.error_reason.as_deref(),
+        Some(reason::TRANSACTION_FAILED),
+        "{failed:?}"
+    );
+    assert_eq!(chain.receipt_status(&failed.transaction).await, "0x0");
+    assert!(
+        !settler
+            .authorization_used(chain.token, anvil::account(1), B256::repeat_byte(52))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        chain.balance(&settler, chain.payee).await,
+        payee_before + U256::from(VALUE),
+        "a reverted transfer moves nothing"
+    );
+    // The same authorization, with gas enough, settles.
+    assert!(settler.settle(&req).await.success);
 }
 
 #[tokio::test]
@@ -620,6 +680,7 @@ fn config_of(chain: &Chain) -> ChainConfig {
         network: support::NETWORK.into(),
         signer_key: anvil::KEYS[0].into(),
         confirmations: 1,
+        gas_limit: None,
         timeout: Duration::from_secs(5),
         poll_interval: Duration::from_millis(20),
     }
@@ -632,6 +693,7 @@ fn configuration_problems_are_all_reported_and_the_key_is_never_shown() {
         network: "base".into(),
         signer_key: "0xnot-a-key-but-secret".into(),
         confirmations: 1,
+        gas_limit: Some(20_999),
         timeout: Duration::ZERO,
         poll_interval: Duration::ZERO,
     };
@@ -640,6 +702,7 @@ fn configuration_problems_are_all_reported_and_the_key_is_never_shown() {
         "rpc_url",
         "network",
         "signer_key",
+        "gas_limit",
         "timeout",
         "poll_interval",
     ] {
@@ -655,6 +718,7 @@ fn configuration_problems_are_all_reported_and_the_key_is_never_shown() {
         signer_key: anvil::KEYS[0].into(),
         timeout: Duration::from_secs(1),
         poll_interval: Duration::from_millis(10),
+        gas_limit: Some(21_000),
         ..config
     };
     let shown = format!("{good:?} {:?}", ChainSettler::new(good.clone()).unwrap());

@@ -35,11 +35,12 @@ pub(crate) fn rail(
             network,
             signer_key,
             confirmations,
+            gas_limit,
         } => Arc::new(chain(
             rpc_url,
             network,
             signer_key,
-            *confirmations,
+            (*confirmations, *gas_limit),
             x.settle_timeout,
         )?),
     };
@@ -58,7 +59,13 @@ pub(crate) fn rail(
             // Checks only read the chain; this key signs nothing.
             let key: [u8; 32] = rand::random();
             let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
-            Some(Arc::new(chain(rpc, &network, &key, 1, x.settle_timeout)?))
+            Some(Arc::new(chain(
+                rpc,
+                &network,
+                &key,
+                (1, None),
+                x.settle_timeout,
+            )?))
         }
     };
     Ok(Arc::new(X402::new(
@@ -74,7 +81,7 @@ fn chain(
     rpc_url: &str,
     network: &str,
     signer_key: &str,
-    confirmations: u64,
+    (confirmations, gas_limit): (u64, Option<u64>),
     timeout: Duration,
 ) -> anyhow::Result<ChainSettler> {
     ChainSettler::new(ChainConfig {
@@ -82,6 +89,7 @@ fn chain(
         network: network.to_owned(),
         signer_key: signer_key.to_owned(),
         confirmations,
+        gas_limit,
         timeout,
         poll_interval: RECEIPT_POLL,
     })

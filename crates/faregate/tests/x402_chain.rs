@@ -113,6 +113,7 @@ impl Chain {
             network: NETWORK.into(),
             signer_key: anvil::KEYS[0].into(),
             confirmations: 1,
+            gas_limit: None,
             timeout: Duration::from_secs(10),
             poll_interval: Duration::from_millis(20),
         };

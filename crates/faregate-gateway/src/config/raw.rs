@@ -343,6 +343,9 @@ pub(crate) struct RawX402 {
     /// Blocks that must include the transfer, its own counted (default 1:
     /// mined).
     pub(crate) confirmations: Option<u64>,
+    /// A fixed gas limit for each transfer of `settlement = "chain"`,
+    /// instead of estimating each one (default: estimate).
+    pub(crate) gas_limit: Option<u64>,
     /// The longest a settlement may take (default `"30s"`).
     pub(crate) settle_timeout: Option<String>,
     /// Ask the chain for the nonce's state and the payer's balance before

@@ -289,7 +289,7 @@ pay_to = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 #[test]
 fn an_x402_route_compiles_with_its_offers_and_options() {
     let text = format!(
-        "[x402]\nsettlement = \"chain\"\nrpc_url = \"http://127.0.0.1:8545\"\nsigner_key = \"$GAS_KEY\"\n{X402_ROUTE}"
+        "[x402]\nsettlement = \"chain\"\nrpc_url = \"http://127.0.0.1:8545\"\nsigner_key = \"$GAS_KEY\"\ngas_limit = 150000\n{X402_ROUTE}"
     );
     let c = compile_x402(&text).unwrap_or_else(|e| panic!("{e}"));
     let route = &c.x402.routes["paid"];
@@ -304,10 +304,12 @@ fn an_x402_route_compiles_with_its_offers_and_options() {
         X402Settlement::Chain {
             network,
             signer_key,
+            gas_limit,
             ..
         } => {
             assert_eq!(network, "eip155:84532");
             assert_eq!(signer_key.len(), 64);
+            assert_eq!(*gas_limit, Some(150_000));
         }
         other => panic!("{other:?}"),
     }
@@ -320,6 +322,7 @@ fn x402_mistakes_are_all_reported_with_their_paths() {
     let text = r#"
 [x402]
 settlement = "chain"
+gas_limit = 1000
 
 [[routes]]
 name = "paid"
@@ -349,6 +352,7 @@ access = ["x402"]
     for expected in [
         "x402.signer_key",
         "x402.rpc_url",
+        "x402.gas_limit",
         "routes[0].x402.settle",
         "routes[0].x402.offers[0].network",
         "routes[0].x402.offers[0].asset",

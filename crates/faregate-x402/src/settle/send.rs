@@ -159,10 +159,16 @@ impl ChainSettler {
         let unexpected = |e: String| Stop::before_send(reason::UNEXPECTED_SETTLE_ERROR, e);
         self.check_chain().await.map_err(unexpected)?;
         let data = payment.transfer_calldata();
-        let (gas, fees) = tokio::join!(
-            self.rpc.estimate_gas(self.address, payment.token, &data),
-            self.fees(),
-        );
+        let estimate = async {
+            match self.gas_limit {
+                Some(limit) => Ok(limit),
+                None => {
+                    let gas = self.rpc.estimate_gas(self.address, payment.token, &data);
+                    gas.await.map(|g| g.saturating_add(g / GAS_MARGIN_DIVISOR))
+                }
+            }
+        };
+        let (gas, fees) = tokio::join!(estimate, self.fees());
         let gas = match gas {
             Ok(gas) => gas,
             Err(e @ RpcError::Node { .. }) => return Err(self.diagnose(payment, e).await),
@@ -175,7 +181,7 @@ impl ChainSettler {
             max_priority_fee_per_gas: tip,
             // Room for the base fee to double before inclusion.
             max_fee_per_gas: base_fee.saturating_mul(U256::from(2)).saturating_add(tip),
-            gas: gas.saturating_add(gas / GAS_MARGIN_DIVISOR),
+            gas,
             to: payment.token,
             data,
         })

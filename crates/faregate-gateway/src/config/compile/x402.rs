@@ -16,6 +16,10 @@ use crate::config::{Access, X402Settings, X402Settlement};
 
 /// The settle timeout when the file does not say.
 const DEFAULT_SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `x402.gas_limit` bounds: any transaction's intrinsic gas, and a block's.
+const MIN_GAS_LIMIT: u64 = 21_000;
+const MAX_GAS_LIMIT: u64 = 30_000_000;
 /// A bundle's lifetime when the file does not say.
 const DEFAULT_BUNDLE_LIFETIME: Duration = Duration::from_secs(3600);
 /// An authorization's lifetime when the file does not say.
@@ -99,11 +103,23 @@ impl Compiler<'_> {
                         ),
                     );
                 }
+                if let Some(limit) = raw.gas_limit
+                    && !(MIN_GAS_LIMIT..=MAX_GAS_LIMIT).contains(&limit)
+                {
+                    self.problem(
+                        "x402.gas_limit",
+                        format!(
+                            "{limit} is outside {MIN_GAS_LIMIT}..={MAX_GAS_LIMIT} \
+                             (a transfer with authorization takes about 60,000–90,000)"
+                        ),
+                    );
+                }
                 X402Settlement::Chain {
                     rpc_url: rpc_url.clone().unwrap_or_default(),
                     network: networks.first().cloned().unwrap_or_default(),
                     signer_key: key.unwrap_or_default(),
                     confirmations: raw.confirmations.unwrap_or(1),
+                    gas_limit: raw.gas_limit,
                 }
             }
             Some(other) => {
