@@ -604,9 +604,10 @@ async fn one_authorization_sent_twice_at_once_settles_once_and_the_other_reverts
     let (won, lost) = if a.success { (a, b) } else { (b, a) };
     assert!(won.success, "{won:?}");
     assert!(!lost.success, "{lost:?}");
+    // Read after the revert: the other transfer used the authorization.
     assert_eq!(
         lost.error_reason.as_deref(),
-        Some(reason::TRANSACTION_FAILED),
+        Some(reason::NONCE_USED),
         "{lost:?}"
     );
     assert_eq!(

@@ -143,12 +143,12 @@ impl ChainSettler {
         };
         self.unconfirmed.lock().remove(&key);
         if receipt.status != 1 {
-            let message = format!("the transfer reverted in block {}", receipt.block_number);
-            return Err(Stop {
-                reason: reason::TRANSACTION_FAILED,
-                message,
-                tx: Some(tx),
-            });
+            // Why, read after the fact: a transfer sent without an estimate
+            // (`gas_limit`), or raced by another, fails on chain.
+            let words = format!("reverted in block {}", receipt.block_number);
+            let mut stop = self.diagnose(&payment, &words).await;
+            stop.tx = Some(tx);
+            return Err(stop);
         }
         Ok((payment, tx))
     }
@@ -171,7 +171,10 @@ impl ChainSettler {
         let (gas, fees) = tokio::join!(estimate, self.fees());
         let gas = match gas {
             Ok(gas) => gas,
-            Err(e @ RpcError::Node { .. }) => return Err(self.diagnose(payment, e).await),
+            Err(e @ RpcError::Node { .. }) => {
+                let words = e.node_message().unwrap_or_default().to_owned();
+                return Err(self.diagnose(payment, &words).await);
+            }
             Err(e) => return Err(unexpected(e.to_string())),
         };
         let (tip, base_fee) = fees.map_err(|e| unexpected(e.to_string()))?;
@@ -230,10 +233,9 @@ impl ChainSettler {
         self.rpc.send_raw(raw).await.map(|()| Sent::Pooled)
     }
 
-    /// Why the transfer would revert: the authorization used, the balance
-    /// short, or else the node's words.
-    async fn diagnose(&self, payment: &Payment, revert: RpcError) -> Stop {
-        let words = revert.node_message().unwrap_or_default().to_owned();
+    /// Why the transfer would revert, or did: the authorization used, the
+    /// balance short, or else the node's words.
+    async fn diagnose(&self, payment: &Payment, words: &str) -> Stop {
         let (used, balance) = tokio::join!(
             self.authorization_used(payment.token, payment.from, payment.nonce),
             self.balance_of(payment.token, payment.from),
