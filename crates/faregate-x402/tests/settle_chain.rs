@@ -136,16 +136,27 @@ impl Chain {
     }
 }
 
-/// A JSON-RPC relay to anvil that records the method of every call and,
-/// when `without_sync`, answers `eth_sendRawTransactionSync` as a node
-/// that lacks it (`-32601`).
+/// How a [`Relay`] answers `eth_sendRawTransactionSync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncSend {
+    /// As anvil does: sent, mined, the receipt.
+    Served,
+    /// As a node without the method: JSON-RPC `-32601`.
+    Unknown,
+    /// As a gateway that lets through only the methods it lists: a plain
+    /// HTTP 403, no JSON.
+    Forbidden,
+}
+
+/// A JSON-RPC relay to anvil that records the method of every call and
+/// answers `eth_sendRawTransactionSync` as [`SyncSend`] says.
 struct Relay {
     url: String,
     methods: Arc<parking_lot::Mutex<Vec<String>>>,
 }
 
 impl Relay {
-    async fn start(anvil: Arc<Anvil>, without_sync: bool) -> Self {
+    async fn start(anvil: Arc<Anvil>, sync: SyncSend) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let methods = Arc::new(parking_lot::Mutex::new(Vec::new()));
@@ -154,7 +165,7 @@ impl Relay {
             while let Ok((stream, _)) = listener.accept().await {
                 let (anvil, seen) = (anvil.clone(), seen.clone());
                 tokio::spawn(async move {
-                    Self::serve(stream, &anvil, &seen, without_sync).await;
+                    Self::serve(stream, &anvil, &seen, sync).await;
                 });
             }
         });
@@ -166,14 +177,22 @@ impl Relay {
         mut stream: TcpStream,
         anvil: &Anvil,
         seen: &parking_lot::Mutex<Vec<String>>,
-        without_sync: bool,
+        sync: SyncSend,
     ) {
         let mut buf = Vec::new();
         while let Some(body) = read_body(&mut stream, &mut buf).await {
             let call: Value = serde_json::from_slice(&body).unwrap();
             let method = call["method"].as_str().unwrap().to_owned();
             seen.lock().push(method.clone());
-            let answer = if without_sync && method == "eth_sendRawTransactionSync" {
+            let is_sync = method == "eth_sendRawTransactionSync";
+            if is_sync && sync == SyncSend::Forbidden {
+                let refusal = "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 18\r\n\r\nmethod not allowed";
+                if stream.write_all(refusal.as_bytes()).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let answer = if is_sync && sync == SyncSend::Unknown {
                 json!({"code": -32601, "message": "the method eth_sendRawTransactionSync does not exist/is not available"})
             } else {
                 match anvil.rpc(&method, call["params"].clone()).await {
@@ -245,7 +264,7 @@ async fn a_node_that_sends_synchronously_is_not_polled_and_fees_are_read_once_a_
     let Some(chain) = Chain::start().await else {
         return;
     };
-    let relay = Relay::start(chain.anvil.clone(), false).await;
+    let relay = Relay::start(chain.anvil.clone(), SyncSend::Served).await;
     let settler = chain.settler_at(&relay.url, 1, Duration::from_secs(10));
     let first = settler.settle(&chain.payment(VALUE, 40)).await;
     assert!(first.success, "{first:?}");
@@ -284,7 +303,7 @@ async fn a_fixed_gas_limit_sends_without_an_estimate_and_one_too_low_is_a_failed
     let Some(chain) = Chain::start().await else {
         return;
     };
-    let relay = Relay::start(chain.anvil.clone(), false).await;
+    let relay = Relay::start(chain.anvil.clone(), SyncSend::Served).await;
     let settler = chain.settler_with(&relay.url, 1, Some(200_000), Duration::from_secs(10));
     assert!(settler.settle(&chain.payment(VALUE, 50)).await.success);
     let payee_before = chain.balance(&settler, chain.payee).await;
@@ -333,7 +352,7 @@ async fn a_node_without_the_sync_send_is_sent_to_and_polled() {
     let Some(chain) = Chain::start().await else {
         return;
     };
-    let relay = Relay::start(chain.anvil.clone(), true).await;
+    let relay = Relay::start(chain.anvil.clone(), SyncSend::Unknown).await;
     let settler = chain.settler_at(&relay.url, 1, Duration::from_secs(10));
     let first = settler.settle(&chain.payment(VALUE, 42)).await;
     assert!(first.success, "{first:?}");
@@ -360,6 +379,42 @@ async fn a_node_without_the_sync_send_is_sent_to_and_polled() {
         "{methods:?}"
     );
     assert_eq!(count(&methods, "eth_sendRawTransaction"), 1, "{methods:?}");
+}
+
+#[tokio::test]
+async fn a_gateway_refusing_the_sync_send_with_a_plain_403_is_sent_to_without_it() {
+    let Some(chain) = Chain::start().await else {
+        return;
+    };
+    let relay = Relay::start(chain.anvil.clone(), SyncSend::Forbidden).await;
+    let settler = chain.settler_at(&relay.url, 1, Duration::from_secs(10));
+    let payee_before = chain.balance(&settler, chain.payee).await;
+    relay.take();
+    let first = settler.settle(&chain.payment(VALUE, 47)).await;
+    assert!(first.success, "{first:?}");
+    assert_eq!(chain.receipt_status(&first.transaction).await, "0x1");
+    let methods = relay.take();
+    // Refused, not sent: the node is asked, and the transfer sent plainly.
+    for (method, times) in [
+        ("eth_sendRawTransactionSync", 1),
+        ("eth_getTransactionByHash", 1),
+        ("eth_sendRawTransaction", 1),
+    ] {
+        assert_eq!(count(&methods, method), times, "{method} in {methods:?}");
+    }
+    let second = settler.settle(&chain.payment(VALUE, 48)).await;
+    assert!(second.success, "{second:?}");
+    let methods = relay.take();
+    assert_eq!(
+        count(&methods, "eth_sendRawTransactionSync"),
+        0,
+        "{methods:?}"
+    );
+    assert_eq!(
+        chain.balance(&settler, chain.payee).await,
+        payee_before + U256::from(2 * VALUE),
+        "each paid once"
+    );
 }
 
 #[tokio::test]

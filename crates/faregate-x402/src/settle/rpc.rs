@@ -220,6 +220,15 @@ impl Rpc {
         })
     }
 
+    /// `eth_getTransactionByHash`: whether the node has `tx`, pending or
+    /// mined.
+    pub(super) async fn has_transaction(&self, tx: B256) -> Result<bool, RpcError> {
+        let v = self
+            .call("eth_getTransactionByHash", json!([tx.to_string()]))
+            .await?;
+        Ok(!v.is_null())
+    }
+
     /// `eth_getTransactionReceipt`: the block and status once mined.
     pub(super) async fn receipt(&self, tx: B256) -> Result<Option<Receipt>, RpcError> {
         const METHOD: &str = "eth_getTransactionReceipt";

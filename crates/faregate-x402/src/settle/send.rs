@@ -204,14 +204,18 @@ impl ChainSettler {
         Ok((tip, base))
     }
 
-    /// Sends `raw`: what became of it when the node answered.
+    /// Sends `raw` (whose hash is `hash`): what became of it.
     ///
     /// A sync send that ends without a receipt is polled for by
     /// [`Self::confirm`], which waits for it or answers
     /// `settlement_pending` with the hash. When the node's own wait ran
-    /// out, it has the transaction; when the call failed or the deadline
-    /// came, it may not, and the kept nonce is read again.
-    async fn submit(&self, raw: &[u8], deadline: Deadline) -> Result<Sent, RpcError> {
+    /// out, it has the transaction. When the call failed, the node is
+    /// asked whether it has it: if not, the method is taken as refused (a
+    /// gateway in front of the node may answer a plain HTTP error) and the
+    /// transaction is sent the classic way. When the deadline came, or the
+    /// node cannot say, it may not have it, and the kept nonce is read
+    /// again.
+    async fn submit(&self, raw: &[u8], hash: B256, deadline: Deadline) -> Result<Sent, RpcError> {
         use std::sync::atomic::Ordering::Relaxed;
         if self.sync_send.load(Relaxed) {
             let Ok(sent) = timeout_at(deadline, self.rpc.send_raw_sync(raw)).await else {
@@ -226,7 +230,17 @@ impl ChainSettler {
                     tracing::debug!(error = %message, "the node has no eth_sendRawTransactionSync");
                     self.sync_send.store(false, Relaxed);
                 }
-                Err(RpcError::Transport { .. }) => return Ok(Sent::Unsure),
+                Err(e @ RpcError::Transport { .. }) => {
+                    let known = timeout_at(deadline, self.rpc.has_transaction(hash)).await;
+                    match known {
+                        Ok(Ok(false)) => {
+                            tracing::debug!(error = %e, "eth_sendRawTransactionSync refused; sending without it");
+                            self.sync_send.store(false, Relaxed);
+                        }
+                        Ok(Ok(true)) => return Ok(Sent::Pooled),
+                        Ok(Err(_)) | Err(_) => return Ok(Sent::Unsure),
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -278,7 +292,7 @@ impl ChainSettler {
                 .await
                 .map_err(|e| unexpected(e.to_string()))?;
             let signed = call.sign(&self.key).map_err(unexpected)?;
-            let receipt = match self.submit(&signed.raw, deadline).await {
+            let receipt = match self.submit(&signed.raw, signed.hash, deadline).await {
                 Ok(Sent::Mined(receipt)) => Some(receipt),
                 Ok(Sent::Pooled) => None,
                 Ok(Sent::Unsure) => {
