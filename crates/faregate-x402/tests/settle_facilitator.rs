@@ -13,7 +13,7 @@ use faregate_x402::settle::{FacilitatorClient, Settler};
 use faregate_x402::wire::{FacilitatorRequest, SettleResponse};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 
 const TX: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
@@ -90,32 +90,12 @@ async fn serve(
     }
 }
 
-/// Reads one HTTP/1.1 request with a `content-length` body.
+/// Reads one HTTP/1.1 request: method, path and body.
 async fn read_request(stream: &mut TcpStream) -> Option<Seen> {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let (head, body) = support::http::read_request(stream, &mut Vec::new()).await?;
     let mut words = head.split_whitespace();
     let (method, path) = (words.next()?.to_owned(), words.next()?.to_owned());
-    let length = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((method, path, buf[head_end..head_end + length].to_vec()))
+    Some((method, path, body))
 }
 
 fn payment() -> FacilitatorRequest {

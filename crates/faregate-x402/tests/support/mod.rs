@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub(crate) mod anvil;
+pub(crate) mod chain;
+pub(crate) mod http;
+pub(crate) mod relay;
 
 use faregate_x402::wire::{FacilitatorRequest, PaymentRequirements};
 use serde_json::{Value, json};
