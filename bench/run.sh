@@ -18,8 +18,8 @@
 #        DURATION (10)     seconds measured per target (after a 2 s warm-up)
 #        ROUNDS (1)        rounds over every target, interleaved; the table
 #                          shows each target's median round
-#        FAREGATE_THREADS  faregate's tokio worker threads (default: WORKERS, to
-#                          match nginx; "auto" leaves tokio's default, one per CPU)
+#        FAREGATE_THREADS  faregate's data-plane worker threads (default: WORKERS,
+#                          to match nginx; "auto" leaves faregate's default, one per CPU)
 #        FAREGATE_BIN      use this faregate binary instead of building one
 #        KEEP_TMP=1        keep the temp dir (configs, logs, raw wrk output)
 set -euo pipefail
@@ -377,7 +377,7 @@ cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/
 nginx_ver=$("$NGINX" -v 2>&1 | sed 's|^nginx version: ||')
 wrk_ver=$( (wrk -v 2>&1 || true) | head -n 1 | awk '{ print $1, $2 }')
 fg_ver=$("$FG" --version 2>/dev/null || echo unknown)
-threads_desc=$([[ $FAREGATE_THREADS == auto ]] && echo "tokio default ($(nproc))" || echo "$FAREGATE_THREADS")
+threads_desc=$([[ $FAREGATE_THREADS == auto ]] && echo "default ($(nproc))" || echo "$FAREGATE_THREADS")
 
 report="$TMP/report.md"
 {
@@ -388,7 +388,7 @@ report="$TMP/report.md"
     echo "- machine: $(nproc) CPUs, $cpu_model"
     echo "- load: \`wrk -t $WORKERS -c $CONNECTIONS -d ${DURATION}s --latency\`, after a ${WARMUP}s warm-up per target; everything on 127.0.0.1"
     echo "- rounds: $ROUNDS, targets interleaved; each figure is the target's median round"
-    echo "- processes (one machine): wrk $WORKERS thread(s); nginx upstream $WORKERS worker(s); nginx proxy $WORKERS worker(s); faregate $threads_desc tokio worker thread(s) + access-log thread"
+    echo "- processes (one machine): wrk $WORKERS thread(s); nginx upstream $WORKERS worker(s); nginx proxy $WORKERS worker(s); faregate $threads_desc data-plane worker thread(s) + main thread (accepts, ledger writer, admin) + access-log thread"
     echo "- versions: $nginx_ver, $wrk_ver, $fg_ver"
     echo "- response: ${#BODY}-byte JSON from the upstream; paid route sends \`Authorization: Bearer <key>\`"
     echo

@@ -32,6 +32,7 @@ mod route;
 mod server;
 mod settle;
 mod tls;
+mod workers;
 mod x402;
 
 pub use access_log::AccessLog;
@@ -41,4 +42,5 @@ pub use metrics::Metrics;
 pub use path::{PathError, normalize};
 pub use pipeline::{ConnInfo, decide};
 pub use respond::PROBLEM_PATH;
-pub use server::{bind, serve};
+pub use server::{bind, serve, serve_on};
+pub use workers::Workers;

@@ -13,7 +13,9 @@
 //!   [`Lease`], released by the response body), and is dropped otherwise;
 //! - a request that a reused connection could not even start to send (the
 //!   upstream had just closed it) is sent again on a new connection, since
-//!   not a byte of it left; any other failure is the caller's to handle.
+//!   not a byte of it left; any other failure is the caller's to handle;
+//! - each worker thread keeps its own idle connections, whose driver tasks
+//!   run on it ([`crate::workers::PerWorker`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -28,6 +30,7 @@ use parking_lot::Mutex;
 use tokio::net::TcpStream;
 
 use crate::body::RequestBody;
+use crate::workers::PerWorker;
 
 /// The most idle connections kept per upstream.
 const MAX_IDLE: usize = 1024;
@@ -51,7 +54,8 @@ struct Idle {
 
 /// Idle connections per upstream authority.
 pub(crate) struct Http1Pool {
-    idle: Mutex<HashMap<Authority, Vec<Idle>>>,
+    /// Each worker's idle connections (their driver tasks run on it).
+    idle: PerWorker<Mutex<HashMap<Authority, Vec<Idle>>>>,
     idle_timeout: Duration,
     connect_timeout: Duration,
 }
@@ -87,7 +91,7 @@ impl Http1Pool {
     /// A pool; a task sweeps connections idle longer than `idle_timeout`.
     pub(crate) fn new(idle_timeout: Duration, connect_timeout: Duration) -> Arc<Self> {
         let pool = Arc::new(Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: PerWorker::default(),
             idle_timeout,
             connect_timeout,
         });
@@ -137,7 +141,7 @@ impl Http1Pool {
 
     /// The warmest idle connection that has not idled too long.
     fn take(&self, authority: &Authority) -> Option<http1::SendRequest<RequestBody>> {
-        let mut idle = self.idle.lock();
+        let mut idle = self.idle.get().lock();
         let stack = idle.get_mut(authority)?;
         while let Some(conn) = stack.pop() {
             if conn.since.elapsed() < self.idle_timeout && !conn.sender.is_closed() {
@@ -151,7 +155,7 @@ impl Http1Pool {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock();
+        let mut idle = self.idle.get().lock();
         let stack = idle.entry(authority).or_default();
         if stack.len() < MAX_IDLE {
             stack.push(Idle {
@@ -192,11 +196,13 @@ impl Http1Pool {
     }
 
     fn sweep_once(&self) {
-        let mut idle = self.idle.lock();
-        for stack in idle.values_mut() {
-            stack.retain(|c| c.since.elapsed() < self.idle_timeout && !c.sender.is_closed());
+        for idle in self.idle.iter() {
+            let mut idle = idle.lock();
+            for stack in idle.values_mut() {
+                stack.retain(|c| c.since.elapsed() < self.idle_timeout && !c.sender.is_closed());
+            }
+            idle.retain(|_, stack| !stack.is_empty());
         }
-        idle.retain(|_, stack| !stack.is_empty());
     }
 }
 

@@ -2,6 +2,8 @@
 //! shutdown. Plain-text connections start on faregate's own HTTP/1 data
 //! plane ([`crate::h1`]), which hands to hyper what it does not serve
 //! itself; TLS connections (where ALPN may pick HTTP/2) are hyper's.
+//! Connections are served where they are accepted ([`serve`]) or on
+//! data-plane worker threads ([`serve_on`], [`crate::workers`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::body::ResponseBody;
 use crate::gateway::Gateway;
 use crate::pipeline::{ConnInfo, pipeline};
+use crate::workers::{Load, Workers};
 
 /// Header fields hyper parses per HTTP/1 request; `max_header_bytes` is the
 /// limit callers see, this only bounds the parser's work.
@@ -103,11 +106,33 @@ struct Shutdown {
     tasks: TaskTracker,
 }
 
-/// Serves `listeners` until `shutdown` resolves, then stops accepting and
-/// waits up to the configured drain timeout for requests in flight.
+/// Serves `listeners` on the current runtime until `shutdown` resolves,
+/// then stops accepting and waits up to the configured drain timeout for
+/// requests in flight.
 pub async fn serve(
     gw: Arc<Gateway>,
     listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(gw, listeners, None, shutdown).await;
+}
+
+/// Like [`serve`], but accepts here and serves every connection on one of
+/// `workers` (the least loaded). The workers keep running after this
+/// returns, until [`Workers::join`].
+pub async fn serve_on(
+    gw: Arc<Gateway>,
+    listeners: Vec<TcpListener>,
+    workers: Arc<Workers>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(gw, listeners, Some(workers), shutdown).await;
+}
+
+async fn serve_with(
+    gw: Arc<Gateway>,
+    listeners: Vec<TcpListener>,
+    workers: Option<Arc<Workers>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
@@ -123,6 +148,7 @@ pub async fn serve(
             listener,
             graceful.clone(),
             down.clone(),
+            workers.clone(),
         )));
     }
     shutdown.await;
@@ -152,11 +178,18 @@ async fn accept_loop(
     listener: TcpListener,
     graceful: Arc<GracefulShutdown>,
     down: Shutdown,
+    workers: Option<Arc<Workers>>,
 ) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => connection(&gw, index, stream, peer, &graceful, &down),
+                Ok((stream, peer)) => {
+                    let watcher = graceful.watcher();
+                    match &workers {
+                        None => connection(&gw, index, stream, peer, watcher, &down, Load::NONE),
+                        Some(workers) => hand_over(workers, &gw, index, stream, peer, watcher, &down),
+                    }
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -168,13 +201,43 @@ async fn accept_loop(
     }
 }
 
+/// Moves an accepted connection to a worker's runtime, which serves it.
+fn hand_over(
+    workers: &Workers,
+    gw: &Arc<Gateway>,
+    index: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    watcher: Watcher,
+    down: &Shutdown,
+) {
+    // Off this runtime's reactor, onto the worker's.
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot hand a connection to a worker");
+            return;
+        }
+    };
+    let (gw, down) = (gw.clone(), down.clone());
+    // The watcher travels with the connection, so a drain that begins
+    // before the worker takes it still waits for it.
+    workers.run(move |load| match TcpStream::from_std(stream) {
+        Ok(stream) => connection(&gw, index, stream, peer, watcher, &down, load),
+        Err(e) => tracing::warn!(%peer, error = %e, "a worker cannot take a connection"),
+    });
+}
+
+/// Spawns the task serving one connection on the current runtime; `load`
+/// is dropped when it ends.
 fn connection(
     gw: &Arc<Gateway>,
     index: usize,
     stream: TcpStream,
     peer: SocketAddr,
-    graceful: &GracefulShutdown,
+    watcher: Watcher,
     down: &Shutdown,
+    load: Load,
 ) {
     let _ = stream.set_nodelay(true);
     let snap = gw.snapshot();
@@ -183,7 +246,6 @@ fn connection(
     let conn = ConnInfo::new(peer.ip(), tls.is_some());
     gw.metrics.connections_total.fetch_add(1, Relaxed);
     gw.metrics.connections_open.fetch_add(1, Relaxed);
-    let watcher = graceful.watcher();
     let gw = gw.clone();
     match tls {
         None => {
@@ -191,6 +253,7 @@ fn connection(
             down.tasks.spawn(async move {
                 crate::h1::serve(gw.clone(), stream, conn, stop, watcher).await;
                 gw.metrics.connections_open.fetch_sub(1, Relaxed);
+                drop(load);
             });
         }
         Some(tls) => {
@@ -202,6 +265,7 @@ fn connection(
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }
                 gw.metrics.connections_open.fetch_sub(1, Relaxed);
+                drop(load);
             });
         }
     }

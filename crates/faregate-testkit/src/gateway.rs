@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use faregate_gateway::{AccessLog, Gateway, GatewayBuilder, Metrics};
+use faregate_gateway::{AccessLog, Gateway, GatewayBuilder, Metrics, Workers};
 use faregate_rails::credits::{Credits, CreditsConfig};
 use faregate_rails::plans::Plans;
 use faregate_store::Store;
@@ -52,6 +52,8 @@ pub struct TestGateway {
     pub plans: Option<Arc<Plans>>,
     /// The x402 rail, when started with one.
     pub x402: Option<Arc<faregate_rails::x402::X402>>,
+    /// The data-plane worker threads, when started on some.
+    pub workers: Option<Arc<Workers>>,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -69,6 +71,27 @@ impl TestGateway {
         store: Arc<dyn Store>,
         flush: std::time::Duration,
     ) -> Self {
+        Self::start_paid_with(config, store, flush, None).await
+    }
+
+    /// As [`start_paid`](Self::start_paid), serving on `workers`
+    /// data-plane threads.
+    pub async fn start_paid_on_workers(
+        config: &str,
+        store: Arc<dyn Store>,
+        flush: std::time::Duration,
+        workers: usize,
+    ) -> Self {
+        let workers = Workers::start(workers).expect("start workers");
+        Self::start_paid_with(config, store, flush, Some(workers)).await
+    }
+
+    async fn start_paid_with(
+        config: &str,
+        store: Arc<dyn Store>,
+        flush: std::time::Duration,
+        workers: Option<Arc<Workers>>,
+    ) -> Self {
         let compiled = compile(config);
         let credits = Credits::start(
             store,
@@ -81,7 +104,8 @@ impl TestGateway {
         .await
         .expect("start credits");
         let rail = credits.clone();
-        let mut gw = Self::start_compiled(compiled, move |b| b.rail(rail.clone()).keys(rail)).await;
+        let mut gw =
+            Self::start_compiled(compiled, move |b| b.rail(rail.clone()).keys(rail), workers).await;
         gw.credits = Some(credits);
         gw
     }
@@ -110,9 +134,11 @@ impl TestGateway {
             .await
             .expect("start plans");
         let (rail, p) = (credits.clone(), plans.clone());
-        let mut gw = Self::start_compiled(compiled, move |b| {
-            b.plans(p).rail(rail.clone()).keys(rail).clock(clock)
-        })
+        let mut gw = Self::start_compiled(
+            compiled,
+            move |b| b.plans(p).rail(rail.clone()).keys(rail).clock(clock),
+            None,
+        )
         .await;
         gw.credits = Some(credits);
         gw.plans = Some(plans);
@@ -158,9 +184,11 @@ impl TestGateway {
             compiled.x402_config(),
         ));
         let (rail, x) = (credits.clone(), x402.clone());
-        let mut gw = Self::start_compiled(compiled, move |b| {
-            b.x402(x).rail(rail.clone()).keys(rail).clock(clock)
-        })
+        let mut gw = Self::start_compiled(
+            compiled,
+            move |b| b.x402(x).rail(rail.clone()).keys(rail).clock(clock),
+            None,
+        )
         .await;
         gw.credits = Some(credits);
         gw.x402 = Some(x402);
@@ -172,12 +200,20 @@ impl TestGateway {
         config: &str,
         customize: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
     ) -> Self {
-        Self::start_compiled(compile(config), customize).await
+        Self::start_compiled(compile(config), customize, None).await
+    }
+
+    /// Starts a gateway that accepts on the test's runtime and serves its
+    /// connections on `workers` data-plane threads, as the binary does.
+    pub async fn start_on_workers(config: &str, workers: usize) -> Self {
+        let workers = Workers::start(workers).expect("start workers");
+        Self::start_compiled(compile(config), |b| b, Some(workers)).await
     }
 
     async fn start_compiled(
         compiled: faregate_gateway::Config,
         customize: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+        workers: Option<Arc<Workers>>,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let log = MemoryLog::default();
@@ -192,9 +228,18 @@ impl TestGateway {
         let listeners = faregate_gateway::bind(&gw).await.expect("bind");
         let addr = listeners[0].local_addr().expect("addr");
         let (tx, rx) = oneshot::channel();
-        let served = tokio::spawn(faregate_gateway::serve(gw.clone(), listeners, async move {
+        let stopped = async move {
             let _ = rx.await;
-        }));
+        };
+        let served = match &workers {
+            None => tokio::spawn(faregate_gateway::serve(gw.clone(), listeners, stopped)),
+            Some(w) => tokio::spawn(faregate_gateway::serve_on(
+                gw.clone(),
+                listeners,
+                w.clone(),
+                stopped,
+            )),
+        };
         Self {
             gw,
             addr,
@@ -202,6 +247,7 @@ impl TestGateway {
             credits: None,
             plans: None,
             x402: None,
+            workers,
             stop: Some(tx),
             served: Some(served),
         }
@@ -222,6 +268,9 @@ impl TestGateway {
         }
         if let Some(credits) = &self.credits {
             credits.close().await;
+        }
+        if let Some(workers) = &self.workers {
+            workers.join();
         }
     }
 

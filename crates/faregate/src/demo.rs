@@ -30,7 +30,7 @@ const STREAM_EVENTS: u32 = 20;
 /// Pause between two events.
 const STREAM_EVERY: Duration = Duration::from_millis(50);
 
-pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(port: u16, admin_port: u16, workers: usize) -> anyhow::Result<ExitCode> {
     let upstream = TcpListener::bind(("127.0.0.1", 0)).await?;
     let upstream_addr = upstream.local_addr()?;
     tokio::spawn(serve_upstream(upstream));
@@ -57,7 +57,7 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> anyhow::Result<ExitCode> 
         crate::run::RAILS,
     )
     .map_err(|e| anyhow::anyhow!("the demo config is invalid: {e}"))?;
-    let running = crate::run::start(config).await?;
+    let running = crate::run::start(config, workers).await?;
     let (account, key) = demo_account(&running.credits).await?;
     let (addrs, admin) = running.addrs();
     let gw = addrs

@@ -26,7 +26,8 @@ struct Cli {
     /// Log format for operational logs on stderr (the access log is JSON on stdout).
     #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
-    /// Worker threads (default: one per CPU). `1` runs a single-threaded scheduler.
+    /// Data-plane worker threads (default: one per CPU), each with a single-threaded scheduler
+    /// of its own; the admin API, the ledger writer and reloads run on the main thread.
     #[arg(long, global = true, env = "FAREGATE_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     #[command(subcommand)]
@@ -111,9 +112,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     run::init_tracing(&cli.log_format);
     let threads = cli.threads.map(usize::from);
+    let workers = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let result = match cli.command {
-        Command::Demo { port, admin_port } => run::block_on(threads, demo::run(port, admin_port)),
-        Command::Serve { config } => run::block_on(threads, run::serve_file(config)),
+        Command::Demo { port, admin_port } => {
+            run::block_on(Some(1), demo::run(port, admin_port, workers))
+        }
+        Command::Serve { config } => run::block_on(Some(1), run::serve_file(config, workers)),
         Command::Init { path, force } => example::write(&path, force),
         Command::CheckConfig { file } => run::check_config(&file),
         Command::Accounts { store, command } => {

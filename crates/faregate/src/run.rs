@@ -39,9 +39,10 @@ pub(crate) fn init_tracing(format: &str) {
     }
 }
 
-/// Runs `fut` on `threads` worker threads (one per CPU when `None`). One
+/// Runs `fut` on `threads` runtime threads (one per CPU when `None`). One
 /// thread runs the current-thread scheduler, which skips the work-stealing
-/// machinery entirely.
+/// machinery entirely: the gateway's control plane runs so, its data plane
+/// on [`faregate_gateway::Workers`].
 pub(crate) fn block_on(
     threads: Option<usize>,
     fut: impl Future<Output = anyhow::Result<ExitCode>>,
@@ -85,10 +86,10 @@ pub(crate) fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub(crate) async fn serve_file(path: PathBuf) -> anyhow::Result<ExitCode> {
+pub(crate) async fn serve_file(path: PathBuf, workers: usize) -> anyhow::Result<ExitCode> {
     let config = faregate_gateway::config::load_file(&path, &env, RAILS)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let running = start(config).await?;
+    let running = start(config, workers).await?;
     let reload = reloader(
         running.gw.clone(),
         running.credits.clone(),
@@ -109,6 +110,8 @@ pub(crate) struct Running {
     pub(crate) x402: Arc<faregate_rails::x402::X402>,
     listeners: Vec<TcpListener>,
     admin: TcpListener,
+    /// Data-plane worker threads to serve on.
+    workers: usize,
 }
 
 /// Opens the store named by `url`, creating a SQLite file's folder.
@@ -128,7 +131,7 @@ pub(crate) async fn open_store(url: &str) -> anyhow::Result<Arc<dyn faregate_sto
     })
 }
 
-pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
+pub(crate) async fn start(config: Config, workers: usize) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::default());
     let log = AccessLog::to_writer(Box::new(std::io::stdout()), metrics.clone());
     let store = open_store(&config.store.url).await?;
@@ -177,6 +180,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<Running> {
         x402,
         listeners,
         admin,
+        workers,
     })
 }
 
@@ -195,13 +199,16 @@ impl Running {
         )
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then drains.
+    /// Serves on the worker threads until SIGTERM or Ctrl-C, then drains;
+    /// the workers stop last, after the ledger's final write.
     pub(crate) async fn wait(
         self,
         reload: Option<faregate_admin::Reloader>,
     ) -> anyhow::Result<ExitCode> {
         let (addrs, admin_addr) = self.addrs();
-        tracing::info!(listeners = ?addrs, admin = %admin_addr, "faregate is serving");
+        let workers = faregate_gateway::Workers::start(self.workers)
+            .context("cannot start the worker threads")?;
+        tracing::info!(listeners = ?addrs, admin = %admin_addr, workers = workers.count(), "faregate is serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut admin_router = faregate_admin::builder(self.gw.clone())
             .credits(self.credits.clone())
@@ -221,7 +228,7 @@ impl Running {
         if let Some(reload) = reload {
             tokio::spawn(on_sighup(reload));
         }
-        faregate_gateway::serve(self.gw, self.listeners, async move {
+        faregate_gateway::serve_on(self.gw, self.listeners, workers.clone(), async move {
             terminated().await;
             let _ = stop_tx.send(true);
         })
@@ -232,6 +239,7 @@ impl Running {
         self.plans.close().await;
         self.credits.close().await;
         self.outbox.close().await;
+        workers.join();
         Ok(ExitCode::SUCCESS)
     }
 }

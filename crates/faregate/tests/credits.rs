@@ -66,14 +66,23 @@ struct Setup {
 
 impl Setup {
     async fn start(test_store: TestStore, balance: u64, extra: &str) -> Self {
+        Self::start_on(test_store, balance, extra, None).await
+    }
+
+    /// Serving on `workers` data-plane threads, or where accepted.
+    async fn start_on(
+        test_store: TestStore,
+        balance: u64,
+        extra: &str,
+        workers: Option<usize>,
+    ) -> Self {
         let up = Upstream::start().await;
         let store = test_store.open().await;
-        let gw = TestGateway::start_paid(
-            &config(&up, extra),
-            store.clone(),
-            Duration::from_millis(10),
-        )
-        .await;
+        let (config, flush) = (config(&up, extra), Duration::from_millis(10));
+        let gw = match workers {
+            None => TestGateway::start_paid(&config, store.clone(), flush).await,
+            Some(n) => TestGateway::start_paid_on_workers(&config, store.clone(), flush, n).await,
+        };
         let credits = gw.credits.clone().unwrap();
         let account = new_account(&credits, balance).await;
         let key = key_for(&credits, &account, None, None).await;
@@ -185,41 +194,45 @@ async fn key_for(
 
 #[tokio::test]
 async fn two_hundred_parallel_requests_against_37_calls_admit_exactly_37() {
-    for test_store in TestStore::each("parallel_overspend").await {
-        let backend = test_store.backend;
-        let s = Arc::new(Setup::start(test_store, 37 * PRICE, "").await);
-        let tasks: Vec<_> = (0..200)
-            .map(|_| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    // A connection each, and an upstream slow enough that
-                    // the requests are all in flight together.
-                    Client::http1().send(s.get("/paid/slow/50", &s.key)).await
+    // Served on the test's runtime, and spread over two worker threads as
+    // the binary serves them.
+    for workers in [None, Some(2)] {
+        for test_store in TestStore::each("parallel_overspend").await {
+            let backend = format!("{}, workers {workers:?}", test_store.backend);
+            let s = Arc::new(Setup::start_on(test_store, 37 * PRICE, "", workers).await);
+            let tasks: Vec<_> = (0..200)
+                .map(|_| {
+                    let s = s.clone();
+                    tokio::spawn(async move {
+                        // A connection each, and an upstream slow enough that
+                        // the requests are all in flight together.
+                        Client::http1().send(s.get("/paid/slow/50", &s.key)).await
+                    })
                 })
-            })
-            .collect();
-        let (mut ok, mut refused) = (0, 0);
-        for t in tasks {
-            let reply = t.await.unwrap();
-            match reply.status.as_u16() {
-                200 => ok += 1,
-                402 => {
-                    assert_eq!(reply.json()["code"], "insufficient_credits");
-                    refused += 1;
+                .collect();
+            let (mut ok, mut refused) = (0, 0);
+            for t in tasks {
+                let reply = t.await.unwrap();
+                match reply.status.as_u16() {
+                    200 => ok += 1,
+                    402 => {
+                        assert_eq!(reply.json()["code"], "insufficient_credits");
+                        refused += 1;
+                    }
+                    other => panic!("{backend}: unexpected {other}: {}", reply.text()),
                 }
-                other => panic!("{backend}: unexpected {other}: {}", reply.text()),
             }
+            assert_eq!((ok, refused), (37, 163), "{backend}");
+            assert_eq!(
+                s.up.requests(),
+                37,
+                "{backend}: refused requests never reach the upstream"
+            );
+            assert_eq!(s.stored_balance().await, 0, "{backend}");
+            assert_eq!(s.debits().await, 37, "{backend}");
+            let report = s.store.verify().await.unwrap();
+            assert!(report.is_sound(), "{backend}: {report:?}");
         }
-        assert_eq!((ok, refused), (37, 163), "{backend}");
-        assert_eq!(
-            s.up.requests(),
-            37,
-            "{backend}: refused requests never reach the upstream"
-        );
-        assert_eq!(s.stored_balance().await, 0, "{backend}");
-        assert_eq!(s.debits().await, 37, "{backend}");
-        let report = s.store.verify().await.unwrap();
-        assert!(report.is_sound(), "{backend}: {report:?}");
     }
 }
 

@@ -5,6 +5,10 @@
 //! snapshot, never per request). A connection is taken from the top of its
 //! stack (the warmest), skipped when it idled too long or the upstream has
 //! closed it, and goes back only after an exchange read to its end.
+//!
+//! A slot keeps one stack per data-plane worker ([`crate::workers`]): a
+//! socket is driven by the reactor of the runtime that opened it, so a
+//! worker only takes back connections it opened itself.
 
 use std::collections::HashMap;
 use std::io;
@@ -15,7 +19,9 @@ use http::uri::Authority;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 
-/// The most idle connections kept per upstream.
+use crate::workers::PerWorker;
+
+/// The most idle connections kept per upstream and worker.
 const MAX_IDLE: usize = 1024;
 
 #[derive(Debug)]
@@ -29,7 +35,7 @@ struct Idle {
 pub(crate) struct Slot {
     host: String,
     port: u16,
-    idle: Mutex<Vec<Idle>>,
+    idle: PerWorker<Mutex<Vec<Idle>>>,
     idle_timeout: Duration,
     connect_timeout: Duration,
 }
@@ -38,7 +44,7 @@ impl Slot {
     /// The warmest idle connection that is still open, as of `now` (a
     /// time the caller read already: a clock read saved per request).
     pub(super) fn checkout(&self, now: Instant) -> Option<TcpStream> {
-        let mut idle = self.idle.lock();
+        let mut idle = self.idle.get().lock();
         while let Some(c) = idle.pop() {
             if now.saturating_duration_since(c.since) < self.idle_timeout && open(&c.stream) {
                 return Some(c.stream);
@@ -50,7 +56,7 @@ impl Slot {
     /// Gives back a connection whose last exchange ended cleanly, idle
     /// since `since` (at the latest: it may count as idle a little early).
     pub(super) fn checkin(&self, stream: TcpStream, since: Instant) {
-        let mut idle = self.idle.lock();
+        let mut idle = self.idle.get().lock();
         if idle.len() < MAX_IDLE {
             idle.push(Idle { stream, since });
         }
@@ -73,9 +79,10 @@ impl Slot {
     }
 
     fn sweep(&self) {
-        self.idle
-            .lock()
-            .retain(|c| c.since.elapsed() < self.idle_timeout && open(&c.stream));
+        for idle in self.idle.iter() {
+            idle.lock()
+                .retain(|c| c.since.elapsed() < self.idle_timeout && open(&c.stream));
+        }
     }
 }
 
@@ -128,7 +135,7 @@ impl Pool {
                         .trim_end_matches(']')
                         .to_owned(),
                     port: authority.port_u16().unwrap_or(80),
-                    idle: Mutex::new(Vec::new()),
+                    idle: PerWorker::default(),
                     idle_timeout: self.idle_timeout,
                     connect_timeout: self.connect_timeout,
                 })
