@@ -184,10 +184,10 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let watcher = graceful.watcher();
+                    let accepted = Accepted { index, stream, peer, watcher: graceful.watcher() };
                     match &workers {
-                        None => connection(&gw, index, stream, peer, watcher, &down, Load::NONE),
-                        Some(workers) => hand_over(workers, &gw, index, stream, peer, watcher, &down),
+                        None => connection(&gw, accepted, &down, Load::NONE),
+                        Some(workers) => hand_over(workers, &gw, accepted, &down),
                     }
                 }
                 Err(e) => {
@@ -201,16 +201,24 @@ async fn accept_loop(
     }
 }
 
-/// Moves an accepted connection to a worker's runtime, which serves it.
-fn hand_over(
-    workers: &Workers,
-    gw: &Arc<Gateway>,
+/// A connection just accepted.
+struct Accepted {
+    /// Which listener took it.
     index: usize,
     stream: TcpStream,
     peer: SocketAddr,
+    /// Holds a drain open until the connection ends.
     watcher: Watcher,
-    down: &Shutdown,
-) {
+}
+
+/// Moves an accepted connection to a worker's runtime, which serves it.
+fn hand_over(workers: &Workers, gw: &Arc<Gateway>, accepted: Accepted, down: &Shutdown) {
+    let Accepted {
+        index,
+        stream,
+        peer,
+        watcher,
+    } = accepted;
     // Off this runtime's reactor, onto the worker's.
     let stream = match stream.into_std() {
         Ok(s) => s,
@@ -223,22 +231,28 @@ fn hand_over(
     // The watcher travels with the connection, so a drain that begins
     // before the worker takes it still waits for it.
     workers.run(move |load| match TcpStream::from_std(stream) {
-        Ok(stream) => connection(&gw, index, stream, peer, watcher, &down, load),
+        Ok(stream) => {
+            let accepted = Accepted {
+                index,
+                stream,
+                peer,
+                watcher,
+            };
+            connection(&gw, accepted, &down, load);
+        }
         Err(e) => tracing::warn!(%peer, error = %e, "a worker cannot take a connection"),
     });
 }
 
 /// Spawns the task serving one connection on the current runtime; `load`
 /// is dropped when it ends.
-fn connection(
-    gw: &Arc<Gateway>,
-    index: usize,
-    stream: TcpStream,
-    peer: SocketAddr,
-    watcher: Watcher,
-    down: &Shutdown,
-    load: Load,
-) {
+fn connection(gw: &Arc<Gateway>, accepted: Accepted, down: &Shutdown, load: Load) {
+    let Accepted {
+        index,
+        stream,
+        peer,
+        watcher,
+    } = accepted;
     let _ = stream.set_nodelay(true);
     let snap = gw.snapshot();
     let tls = snap.config.listeners.get(index).and_then(|l| l.tls.clone());

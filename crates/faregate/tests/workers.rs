@@ -66,21 +66,28 @@ async fn wait_until(what: &str, ok: impl Fn() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
+/// Opens `n` connections at once, as a load generator does, and waits
+/// until every one is on a worker.
+async fn open(gw: &TestGateway, n: usize) -> Vec<TcpStream> {
+    let workers = gw.workers.clone().unwrap();
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(TcpStream::connect(gw.addr).await.unwrap());
+    }
+    wait_until("every connection is on a worker", || {
+        workers.open_connections().iter().sum::<usize>() == n
+    })
+    .await;
+    conns
+}
+
 #[tokio::test]
 async fn connections_are_spread_evenly_and_each_worker_reuses_its_own_upstream_connection() {
     let up = Upstream::start().await;
     let gw = TestGateway::start_on_workers(&config(&up), 2).await;
     let workers = gw.workers.clone().unwrap();
 
-    // Eight connections opened at once, as a load generator opens them.
-    let mut conns = Vec::new();
-    for _ in 0..8 {
-        conns.push(TcpStream::connect(gw.addr).await.unwrap());
-    }
-    wait_until("every connection is on a worker", || {
-        workers.open_connections().iter().sum::<usize>() == 8
-    })
-    .await;
+    let mut conns = open(&gw, 8).await;
     assert_eq!(workers.open_connections(), [4, 4]);
 
     // One request at a time: each worker needs a single upstream
@@ -109,18 +116,10 @@ async fn connections_are_spread_evenly_and_each_worker_reuses_its_own_upstream_c
 async fn requests_hyper_serves_also_reuse_their_own_workers_upstream_connections() {
     let up = Upstream::start().await;
     let gw = TestGateway::start_on_workers(&config(&up), 2).await;
-    let workers = gw.workers.clone().unwrap();
     // HTTP/1.0 goes to hyper's server and its upstream pool, not the
     // HTTP/1 plane's.
     let request = "GET /inspect/x HTTP/1.0\r\nhost: test\r\nconnection: keep-alive\r\n\r\n";
-    let mut conns = Vec::new();
-    for _ in 0..6 {
-        conns.push(TcpStream::connect(gw.addr).await.unwrap());
-    }
-    wait_until("every connection is on a worker", || {
-        workers.open_connections().iter().sum::<usize>() == 6
-    })
-    .await;
+    let mut conns = open(&gw, 6).await;
     for _ in 0..4 {
         for conn in &mut conns {
             assert_eq!(send(conn, request).await, 200);
