@@ -21,8 +21,16 @@
 # connection); throughput at saturation (SAT_CONNECTIONS). Added latency =
 # proxy percentile - the double's own percentile at the same concurrency.
 #
+# With ROUNDS > 1 every cell (mode, connections) is measured ROUNDS times,
+# the three targets back to back in each round, and each figure is the
+# median of its rounds. Added latency is paired: each round's proxy
+# percentile less the double's of the same round, then the median of those
+# (the per-round added p99s are printed too). One noisy moment on the shared
+# cores then moves one round, not the table.
+#
 # Usage: bash bench/llm.sh
 # Env:   DURATION (8)          seconds measured per run (after a WARMUP s warm-up)
+#        ROUNDS (1)            rounds per cell; figures are the median round
 #        WARMUP (2)
 #        LAT_CONNECTIONS (8)   connections of the latency runs
 #        SAT_CONNECTIONS (64)  connections of the throughput runs
@@ -39,6 +47,7 @@ set -euo pipefail
 
 NCPU=$(nproc)
 DURATION=${DURATION:-8}
+ROUNDS=${ROUNDS:-1}
 WARMUP=${WARMUP:-2}
 LAT_CONNECTIONS=${LAT_CONNECTIONS:-8}
 SAT_CONNECTIONS=${SAT_CONNECTIONS:-64}
@@ -62,7 +71,7 @@ die() {
     exit 1
 }
 
-for v in DURATION WARMUP LAT_CONNECTIONS SAT_CONNECTIONS FAREGATE_THREADS LITELLM_WORKERS DOUBLE_THREADS; do
+for v in DURATION ROUNDS WARMUP LAT_CONNECTIONS SAT_CONNECTIONS FAREGATE_THREADS LITELLM_WORKERS DOUBLE_THREADS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 
@@ -351,11 +360,11 @@ parse_wrk() {
     }' "$1"
 }
 
-run() { # target stream conns
-    local t=$1 s=$2 c=$3 id="$1-s$2-c$3" out
+run() { # target stream conns round
+    local t=$1 s=$2 c=$3 id="$1-s$2-c$3-r$4" out
     local vars=(LLM_KEY="${KEY[$t]}" LLM_STREAM="$s")
     kill -0 "${PIDOF[$t]}" 2>/dev/null || die "${LABEL[$t]} is no longer running; see logs in $TMP"
-    log "${LABEL[$t]} stream=$s c=$c: warm-up ${WARMUP}s, then ${DURATION}s"
+    log "${LABEL[$t]} stream=$s c=$c round $4/$ROUNDS: warm-up ${WARMUP}s, then ${DURATION}s"
     env "${vars[@]}" timeout $((WARMUP + 60)) wrk -t 1 -c "$c" -d "${WARMUP}s" --timeout "$WRK_TIMEOUT" \
         -s "$LUA" "${BASE[$t]}" >"$TMP/wrk-$id-warmup.txt" 2>&1 ||
         die "wrk warm-up failed for $id: $(cat "$TMP/wrk-$id-warmup.txt")"
@@ -376,11 +385,39 @@ START_TS=$(date +%s)
 
 CONNS=(1 "$LAT_CONNECTIONS" "$SAT_CONNECTIONS")
 for s in 0 1; do
-    for t in "${TARGETS[@]}"; do
-        for c in "${CONNS[@]}"; do run "$t" "$s" "$c"; done
+    for c in "${CONNS[@]}"; do
+        for ((r = 1; r <= ROUNDS; r++)); do
+            for t in "${TARGETS[@]}"; do run "$t" "$s" "$c" "$r"; done
+        done
     done
 done
 LOAD_SECONDS=$(($(date +%s) - START_TS))
+
+# Each figure of a cell is the median of its rounds (the lower middle one
+# for an even count); bad responses are summed over the rounds.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+for s in 0 1; do for t in "${TARGETS[@]}"; do for c in "${CONNS[@]}"; do
+    id="$t-s$s-c$c" rps=() p50=() p99=() bad=0 err=none
+    for ((r = 1; r <= ROUNDS; r++)); do
+        rps+=("${RPS[$id-r$r]}") p50+=("${P50[$id-r$r]}") p99+=("${P99[$id-r$r]}")
+        bad=$((bad + BAD[$id-r$r]))
+        [[ ${SOCKERR[$id-r$r]} == none ]] || err="${SOCKERR[$id-r$r]} (round $r)"
+    done
+    RPS[$id]=$(median "${rps[@]}") P50[$id]=$(median "${p50[@]}") P99[$id]=$(median "${p99[@]}")
+    BAD[$id]=$bad SOCKERR[$id]=$err
+done; done; done
+# Added latency, paired by round: median over the rounds of (proxy − double).
+declare -A A50 A99
+for s in 0 1; do for t in "${TARGETS[@]}"; do for c in "${CONNS[@]}"; do
+    [[ $t == double ]] && continue
+    id="$t-s$s-c$c" d50=() d99=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        b="double-s$s-c$c-r$r"
+        d50+=("$(awk -v a="${P50[$id-r$r]}" -v b="${P50[$b]}" 'BEGIN { print a - b }')")
+        d99+=("$(awk -v a="${P99[$id-r$r]}" -v b="${P99[$b]}" 'BEGIN { print a - b }')")
+    done
+    A50[$id]=$(median "${d50[@]}") A99[$id]=$(median "${d99[@]}")
+done; done; done
 
 # Charges land after the answer (faregate's batched writer; LiteLLM's
 # callbacks and its in-memory → Redis sync): give both a moment.
@@ -418,7 +455,7 @@ frac() { # fg_added ll_added
     awk -v f="$1" -v l="$2" 'BEGIN {
         if (l <= 0) { print "n/a (LiteLLM adds ≤ 0)"; exit }
         if (f <= 0) { printf "faregate adds ≤ 0 (%+.2f ms)", f; exit }
-        printf "1/%.0f", l / f
+        printf "1/%d", int(l / f)
     }'
 }
 mode_name() { (($1)) && echo "streamed" || echo "non-streamed"; }
@@ -429,7 +466,7 @@ report="$TMP/report.md"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); commit: $commit"
     echo "- machine: $NCPU CPUs ($cpu_model); wrk, the double and both proxies share them"
-    echo "- load: \`wrk -t 1 -c N -d ${DURATION}s --latency -s bench/llm/chat.lua\` after a ${WARMUP}s warm-up per run, POST /v1/chat/completions, max_tokens 16 (16 output tokens), plain or \`\"stream\": true\` (18 SSE chunks + [DONE]); every response checked (200 and a complete body)"
+    echo "- load: \`wrk -t 1 -c N -d ${DURATION}s --latency -s bench/llm/chat.lua\` after a ${WARMUP}s warm-up per run, $ROUNDS round(s) per cell with the targets back to back (figures: the median round), POST /v1/chat/completions, max_tokens 16 (16 output tokens), plain or \`\"stream\": true\` (18 SSE chunks + [DONE]); every response checked (200 and a complete body)"
     echo "- provider double: \`faregate --threads $DOUBLE_THREADS llm-double\`, token delay 0"
     echo "- faregate: $fg_ver, \`--threads $FAREGATE_THREADS\`, access log on; account credit + key budget (1000 USD/day) + account budget (10000 USD/month), SQLite ledger, charges committed every ${FLUSH_INTERVAL:-10ms}"
     echo "- LiteLLM: $LITELLM_VERSION (Python $py_ver, uvicorn $uvicorn_ver), \`--num_workers $LITELLM_WORKERS\`, LITELLM_MODE=PRODUCTION, LITELLM_LOG=ERROR; master key; deployment budget (1000 USD/1d) + provider budget (10000 USD/30d) in Redis $redis_ver; no database (see docs/BENCHMARKS.md)"
@@ -444,7 +481,7 @@ report="$TMP/report.md"
             for c in "${CONNS[@]}"; do
                 id="$t-s$s-c$c" base="double-s$s-c$c"
                 if [[ $t == double ]]; then a50="—" a99="—"; else
-                    a50=$(added "${P50[$id]}" "${P50[$base]}") a99=$(added "${P99[$id]}" "${P99[$base]}")
+                    a50=$(added "${A50[$id]}" 0) a99=$(added "${A99[$id]}" 0)
                 fi
                 printf '| %s | %d | %.0f | %s | %s | %s | %s | %s |\n' "${LABEL[$t]}" "$c" "${RPS[$id]}" \
                     "$(ms2 "${P50[$id]}")" "$(ms2 "${P99[$id]}")" "$a50" "$a99" "${BAD[$id]}"
@@ -470,9 +507,8 @@ report="$TMP/report.md"
             elif [[ $kind == rps ]]; then
                 cells+=("$(ratio "${RPS[$f]}" "${RPS[$l]}") ($(printf '%.0f' "${RPS[$f]}") vs $(printf '%.0f' "${RPS[$l]}"))")
             else
-                local -n P="P$pct"
-                cells+=("$(frac "$(awk -v a="${P[$f]}" -v b="${P[$b]}" 'BEGIN { print a - b }')" \
-                    "$(awk -v a="${P[$l]}" -v b="${P[$b]}" 'BEGIN { print a - b }')") ($(added "${P[$f]}" "${P[$b]}") vs $(added "${P[$l]}" "${P[$b]}") ms)")
+                local -n A="A$pct"
+                cells+=("$(frac "${A[$f]}" "${A[$l]}") ($(added "${A[$f]}" 0) vs $(added "${A[$l]}" 0) ms)")
             fi
         done
         local target="≥ 50×"
@@ -485,6 +521,22 @@ report="$TMP/report.md"
     row "added p99, $LAT_CONNECTIONS conns" lat "$LAT_CONNECTIONS" 99
     row "added p50, 1 conn" lat 1 50
     row "added p99, 1 conn" lat 1 99
+    if ((ROUNDS > 1)); then
+        echo
+        echo "### Added p99 in each round (ms, faregate vs LiteLLM, each over the double of the same round)"
+        echo
+        echo "| mode | conns | rounds |"
+        echo "|---|---:|---|"
+        for s in 0 1; do for c in "${CONNS[@]}"; do
+            cells=""
+            for ((r = 1; r <= ROUNDS; r++)); do
+                b="double-s$s-c$c-r$r"
+                cells+="$(added "${P99[faregate-s$s-c$c-r$r]}" "${P99[$b]}") vs $(added "${P99[litellm-s$s-c$c-r$r]}" "${P99[$b]}")"
+                ((r < ROUNDS)) && cells+="; "
+            done
+            echo "| $(mode_name "$s") | $c | $cells |"
+        done; done
+    fi
     echo
     echo "### Both were charging"
     echo
@@ -512,5 +564,5 @@ log "written to ${OUT_DIR#"$ROOT"/}/llm-latest.md"
 awk -v b0="$FG_BAL0" -v b1="$FG_BAL1" 'BEGIN { exit !(b1 < b0) }' || die "faregate's balance did not go down"
 awk -v p0="$LL_PROV0" -v p1="$LL_PROV1" 'BEGIN { exit !(p1 > p0) }' || die "LiteLLM's budget spend did not go up"
 bad=0
-for id in "${!BAD[@]}"; do ((BAD[$id] == 0)) || bad=1; done
+for id in "${!BAD[@]}"; do ((BAD[$id] == 0)) || bad=1; done # rounds and their sums alike
 ((bad == 0)) || die "some runs had bad responses (column 'bad'): their numbers are not comparable"

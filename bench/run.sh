@@ -408,6 +408,29 @@ report="$TMP/report.md"
         if (d > 0) printf " = %.2f transactions per 1000 paid requests", b * 1000 / d
         printf "; %d ledger rows written = %.0f rows/s. `faregate ledger verify`: ok.\n\n", r, r / s
     }'
+    if ((ROUNDS >= 3)); then
+        echo "Each round's req/s ÷ nginx proxy_pass of the same round; their geometric mean and its 95% confidence interval (Student's t over the rounds' log ratios): an interval that holds 1.00 is parity within this run's noise."
+        echo
+        echo "| target | per round | mean | 95% CI |"
+        echo "|---|---|---:|---|"
+        for t in nginx_same faregate_free faregate_key faregate_paid; do
+            awk -v name="${LABEL[$t]}" -v a="${ROUND_RPS[$t]}" -v b="${ROUND_RPS[nginx]}" 'BEGIN {
+                n = split(a, x, " "); split(b, y, " ")
+                # two-sided 95% Student t for n - 1 degrees of freedom
+                split("12.71 4.30 3.18 2.78 2.57 2.45 2.36 2.31 2.26 2.23 2.20 2.18 2.16 2.14 2.13", tq, " ")
+                list = ""; sum = 0
+                for (i = 1; i <= n; i++) {
+                    r[i] = log(x[i] / y[i]); sum += r[i]
+                    list = list sprintf("%s%.2f", (i > 1 ? ", " : ""), x[i] / y[i])
+                }
+                mean = sum / n; ss = 0
+                for (i = 1; i <= n; i++) ss += (r[i] - mean) ^ 2
+                half = ((n - 1 <= 15) ? tq[n - 1] : 2.0) * sqrt(ss / (n - 1) / n)
+                printf "| %s | %s | %.2f | %.2f–%.2f |\n", name, list, exp(mean), exp(mean - half), exp(mean + half)
+            }'
+        done
+        echo
+    fi
     echo "Errors during measurement:"
     for t in "${TARGETS[@]}"; do
         echo "- ${LABEL[$t]}: non-2xx/3xx responses ${NON2XX[$t]}; socket errors: ${SOCKERR[$t]}"

@@ -5,7 +5,10 @@
 
 mod llm_support;
 
+use std::time::Duration;
+
 use faregate_core::{Currency, Money};
+use faregate_testkit::raw;
 use http::StatusCode;
 use llm_support::{PRICES, Setup, sse_data};
 use serde_json::{Value, json};
@@ -96,6 +99,53 @@ async fn a_stream_without_include_usage_is_billed_and_the_usage_chunk_hidden() {
         "{text}"
     );
     assert_eq!(s.charged().await, vec![expected]);
+}
+
+/// A stream whose events the provider sent at once (the double waits
+/// nowhere between tokens) goes on to the caller in a few HTTP chunks, not
+/// one per event: each chunk is a write, and a wake-up of the caller.
+#[tokio::test]
+async fn a_stream_sent_at_once_is_passed_on_in_a_few_writes() {
+    let s = Setup::start(1_000_000, "").await;
+    let body = json!({"model": "test-model", "stream": true, "messages": [{"role": "user", "content": "Stream me a few words"}], "max_tokens": 16}).to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        s.key,
+        body.len()
+    );
+    let text = raw(s.gw.addr, request.as_bytes(), Duration::from_secs(10)).await;
+    let (head, mut rest) = text.split_once("\r\n\r\n").expect("a response head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let mut chunks = 0;
+    let mut payload = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size, 16).expect("a hex chunk size");
+        if size == 0 {
+            break;
+        }
+        payload.push_str(&after[..size]);
+        rest = &after[size + 2..];
+        chunks += 1;
+    }
+    let events = sse_data(&payload);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(events.len() >= 10, "{payload}");
+    assert!(
+        chunks <= 3,
+        "{chunks} chunks for {} events: {payload}",
+        events.len()
+    );
+    assert!(
+        payload.ends_with(" USD\n\n"),
+        "the cost comment comes last: {payload}"
+    );
 }
 
 #[tokio::test]
