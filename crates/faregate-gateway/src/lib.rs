@@ -43,4 +43,4 @@ pub use path::{PathError, normalize};
 pub use pipeline::{ConnInfo, decide};
 pub use respond::PROBLEM_PATH;
 pub use server::{bind, serve, serve_on};
-pub use workers::Workers;
+pub use workers::{HELPER_NICE, Workers};

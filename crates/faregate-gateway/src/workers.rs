@@ -13,6 +13,12 @@
 //! waits on a chain) and sockets opened on a worker's reactor (a database
 //! connection) keep working until [`Workers::join`], which the caller runs
 //! after the ledger's last write.
+//!
+//! The request path comes first: [`Workers::lower_helpers`] puts the
+//! process's helper threads (SQLite's connection threads, where the
+//! ledger's group commits run, and the access-log writer) below the
+//! workers, so that a commit's burst of work waits for a woken worker
+//! instead of holding the CPU it needs.
 
 use std::cell::Cell;
 use std::io;
@@ -113,6 +119,9 @@ pub struct Workers {
     next: AtomicUsize,
     exit: CancellationToken,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The workers' kernel thread ids.
+    #[cfg(target_os = "linux")]
+    tids: Vec<rustix::process::Pid>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -135,17 +144,25 @@ impl Workers {
             next: AtomicUsize::new(0),
             exit: CancellationToken::new(),
             threads: Mutex::new(Vec::new()),
+            #[cfg(target_os = "linux")]
+            tids: Vec::new(),
         };
+        #[cfg(target_os = "linux")]
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         for n in 1..=count.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let (jobs, inbox) = mpsc::unbounded_channel();
             let exit = started.exit.clone();
+            #[cfg(target_os = "linux")]
+            let tid_tx = tid_tx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("faregate-worker-{n}"))
                 .spawn(move || {
                     INDEX.with(|i| i.set(n));
+                    #[cfg(target_os = "linux")]
+                    let _ = tid_tx.send(rustix::thread::gettid());
                     runtime.block_on(run(inbox, exit));
                 })?;
             started.threads.get_mut().push(thread);
@@ -153,6 +170,12 @@ impl Workers {
                 jobs,
                 open: Arc::new(AtomicUsize::new(0)),
             });
+            #[cfg(target_os = "linux")]
+            started.tids.push(
+                tid_rx.recv().map_err(|_| {
+                    io::Error::other(format!("worker {n} stopped before it started"))
+                })?,
+            );
         }
         Ok(Arc::new(started))
     }
@@ -183,6 +206,52 @@ impl Workers {
         let _ = chosen.jobs.send(Box::new(move || job(load)));
     }
 
+    /// Puts every thread of this process but the workers and the calling
+    /// one at least [`HELPER_NICE`] below the caller (nice 19 at most).
+    /// Under contention a thread at nice 10 gets about a tenth of the CPU
+    /// time of one at 0, and a worker that wakes is run ahead of it. The
+    /// caller keeps its priority because it runs the accept
+    /// loops. A thread started later takes its parent's priority: start
+    /// the helpers (open the store, the access log) before calling this.
+    /// Returns how many threads were lowered; does nothing off Linux.
+    pub fn lower_helpers(&self) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::process::{Pid, getpriority_process, setpriority_process};
+            let me = rustix::thread::gettid();
+            let target = (getpriority_process(Some(me))? + HELPER_NICE).min(19);
+            let mut lowered = 0;
+            for entry in std::fs::read_dir("/proc/self/task")? {
+                let name = entry?.file_name();
+                let Some(tid) = name
+                    .to_str()
+                    .and_then(|s| s.parse().ok())
+                    .and_then(Pid::from_raw)
+                else {
+                    continue;
+                };
+                if tid == me || self.tids.contains(&tid) {
+                    continue;
+                }
+                // With a thread's id, Linux reads and sets that one
+                // thread's nice value. One that ended meanwhile is skipped.
+                let Ok(nice) = getpriority_process(Some(tid)) else {
+                    continue;
+                };
+                if nice < target {
+                    match setpriority_process(Some(tid), target) {
+                        Ok(()) => lowered += 1,
+                        Err(rustix::io::Errno::SRCH) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Ok(lowered)
+        }
+        #[cfg(not(target_os = "linux"))]
+        Ok(0)
+    }
+
     /// Stops the workers, dropping what they still run, and waits for
     /// their threads to end.
     pub fn join(&self) {
@@ -195,6 +264,9 @@ impl Workers {
         }
     }
 }
+
+/// How much lower than the workers helper threads run, as a nice value.
+pub const HELPER_NICE: i32 = 10;
 
 impl Drop for Workers {
     fn drop(&mut self) {

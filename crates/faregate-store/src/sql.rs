@@ -77,6 +77,10 @@ impl SqliteStore {
         store
             .migrate(&migrate::migrations(migrate::Backend::Sqlite), None)
             .await?;
+        // Open the batch connection now: its thread, where every group
+        // commit runs, then exists before the gateway lowers its helper
+        // threads below the data plane (`Workers::lower_helpers`).
+        drop(store.batch.acquire().await?);
         Ok(store)
     }
 

@@ -208,6 +208,10 @@ impl Running {
         let (addrs, admin_addr) = self.addrs();
         let workers = faregate_gateway::Workers::start(self.workers)
             .context("cannot start the worker threads")?;
+        match workers.lower_helpers() {
+            Ok(n) => tracing::debug!(threads = n, "helper threads run below the workers"),
+            Err(e) => tracing::warn!(error = %e, "cannot lower the helper threads' priority"),
+        }
         tracing::info!(listeners = ?addrs, admin = %admin_addr, workers = workers.count(), "faregate is serving");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut admin_router = faregate_admin::builder(self.gw.clone())
