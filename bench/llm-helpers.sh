@@ -74,7 +74,8 @@ wait_ok() { # url
 start_bg double "$FG" --threads 1 llm-double --listen "127.0.0.1:$DOUBLE_PORT" --api-key "$DOUBLE_KEY"
 
 # gateway NAME PORT ADMIN_PORT: starts it, makes an account with credit and a
-# key, and prints the key.
+# key, and writes the key to $TMP/NAME/key. (Not run in $(...): the
+# process it starts must be in this shell's PIDS for cleanup.)
 gateway() {
     local name=$1 port=$2 admin=$3 dir="$TMP/$1" account
     mkdir -p "$dir"
@@ -90,10 +91,12 @@ gateway() {
     curl "${api[@]}" -H "Idempotency-Key: helpers-$account" -d '{"amount":"1000.00","currency":"USD","reason":"bench"}' \
         "http://127.0.0.1:$admin/v1/accounts/$account/credits" >/dev/null
     curl "${api[@]}" -d '{}' "http://127.0.0.1:$admin/v1/accounts/$account/keys" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' >"$dir/key"
 }
-KEY1=$(gateway lowered "$P1" "$A1")
-KEY2=$(gateway equal "$P2" "$A2")
+gateway lowered "$P1" "$A1"
+gateway equal "$P2" "$A2"
+KEY1=$(cat "$TMP/lowered/key")
+KEY2=$(cat "$TMP/equal/key")
 
 # "equal": every thread back at the main thread's nice value.
 EQUAL_PID=$(pgrep -f "serve --config $TMP/equal/faregate.toml" | head -n 1)
